@@ -1,0 +1,283 @@
+//! Durable checkpoints in an embedded sled database: per connection and stream, the
+//! connector's state, the request to send next, and the output position they correspond to.
+//!
+//! A checkpoint is only ever committed after the records it covers are flushed to the sink
+//! (see [`crate::sync`]); this module makes the commit itself durable before returning.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Next, RunContext, SyncMode};
+
+/// Name of the sled tree holding stream checkpoints.
+const CHECKPOINT_TREE: &str = "checkpoints";
+
+/// Errors of the checkpoint store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another process holds the state directory.
+    #[error(
+        "state directory `{}` is in use by another sluice process; wait for it to finish or pass a different `--state`",
+        dir.display()
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The database could not be opened.
+    #[error("cannot open the state directory `{}`: {detail}", dir.display())]
+    Open {
+        /// The directory.
+        dir: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// Reading or writing the database failed.
+    #[error("checkpoint store error for `{key}`: {detail}")]
+    Storage {
+        /// The checkpoint key.
+        key: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A stored checkpoint could not be decoded.
+    #[error(
+        "the checkpoint for `{key}` is unreadable ({detail}); it was written by an incompatible sluice or damaged — reset it with `sluice state reset`"
+    )]
+    Corrupt {
+        /// The checkpoint key.
+        key: String,
+        /// The decoding error.
+        detail: String,
+    },
+}
+
+/// Identifies one stream of one connection in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    /// Connection name.
+    pub connection: String,
+    /// Stream name.
+    pub stream: String,
+}
+
+impl StreamKey {
+    /// A key for `stream` of `connection`.
+    pub fn new(connection: &str, stream: &str) -> Self {
+        Self {
+            connection: connection.to_owned(),
+            stream: stream.to_owned(),
+        }
+    }
+
+    fn encode(&self) -> String {
+        format!("{}/{}", self.connection, self.stream)
+    }
+}
+
+impl std::fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+/// Where the output of a stream stood when a checkpoint was committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkPosition {
+    /// Bytes of the output file that belong to committed pages.
+    pub offset_bytes: u64,
+    /// Records in those bytes.
+    pub records: u64,
+}
+
+/// One stream's committed progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Mode of the sync that wrote it.
+    pub mode: SyncMode,
+    /// The connector's state (JSON text).
+    pub state: Option<String>,
+    /// The step to take next; `None` once the sync completed.
+    pub pending: Option<Next>,
+    /// The run this sync belongs to (kept when a crashed sync is resumed).
+    pub context: RunContext,
+    /// Output position covered by this checkpoint.
+    pub output: SinkPosition,
+    /// When it was committed, in milliseconds since the Unix epoch.
+    pub committed_at_ms: u64,
+}
+
+/// The persisted form: versioned from day one so later formats can still read old state.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum Stored {
+    #[serde(rename = "1")]
+    V1(Checkpoint),
+}
+
+/// The sled-backed checkpoint store of one state directory.
+pub struct CheckpointStore {
+    dir: PathBuf,
+    tree: sled::Tree,
+    db: sled::Db,
+}
+
+impl CheckpointStore {
+    /// Opens (creating if needed) the store in `dir`. Fails fast if another process holds it.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        let db = sled::Config::new().path(dir).open().map_err(|error| {
+            let detail = error.to_string();
+            if detail.contains("lock") || detail.contains("WouldBlock") {
+                Error::Locked {
+                    dir: dir.to_owned(),
+                }
+            } else {
+                Error::Open {
+                    dir: dir.to_owned(),
+                    detail,
+                }
+            }
+        })?;
+        let tree = db.open_tree(CHECKPOINT_TREE).map_err(|error| Error::Open {
+            dir: dir.to_owned(),
+            detail: error.to_string(),
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            tree,
+            db,
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last committed checkpoint of `key`, if any.
+    pub fn load(&self, key: &StreamKey) -> Result<Option<Checkpoint>, Error> {
+        let encoded = key.encode();
+        let Some(bytes) = self.tree.get(&encoded).map_err(|error| Error::Storage {
+            key: encoded.clone(),
+            detail: error.to_string(),
+        })?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<Stored>(&bytes) {
+            Ok(Stored::V1(checkpoint)) => Ok(Some(checkpoint)),
+            Err(error) => Err(Error::Corrupt {
+                key: encoded,
+                detail: error.to_string(),
+            }),
+        }
+    }
+
+    /// Commits `checkpoint` for `key` and waits until it is on disk.
+    pub async fn commit(&self, key: &StreamKey, checkpoint: &Checkpoint) -> Result<(), Error> {
+        let encoded = key.encode();
+        let storage = |error: &dyn std::fmt::Display| Error::Storage {
+            key: encoded.clone(),
+            detail: error.to_string(),
+        };
+        let bytes = serde_json::to_vec(&Stored::V1(checkpoint.clone())).map_err(|e| storage(&e))?;
+        self.tree
+            .insert(encoded.as_bytes(), bytes)
+            .map_err(|e| storage(&e))?;
+        self.tree.flush_async().await.map_err(|e| storage(&e))?;
+        Ok(())
+    }
+
+    /// Every checkpoint in the store, by key.
+    pub fn list(&self) -> Result<Vec<(String, Checkpoint)>, Error> {
+        let mut all = Vec::new();
+        for entry in &self.tree {
+            let (key, bytes) = entry.map_err(|error| Error::Storage {
+                key: "*".to_owned(),
+                detail: error.to_string(),
+            })?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            match serde_json::from_slice::<Stored>(&bytes) {
+                Ok(Stored::V1(checkpoint)) => all.push((key, checkpoint)),
+                Err(error) => {
+                    return Err(Error::Corrupt {
+                        key,
+                        detail: error.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Forgets `key`'s checkpoint so its next sync starts from scratch. Returns whether there
+    /// was one.
+    pub async fn reset(&self, key: &StreamKey) -> Result<bool, Error> {
+        let encoded = key.encode();
+        let storage = |error: sled::Error| Error::Storage {
+            key: encoded.clone(),
+            detail: error.to_string(),
+        };
+        let existed = self
+            .tree
+            .remove(encoded.as_bytes())
+            .map_err(storage)?
+            .is_some();
+        self.db.flush_async().await.map_err(storage)?;
+        Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(offset: u64) -> Checkpoint {
+        Checkpoint {
+            mode: SyncMode::Incremental,
+            state: Some(r#"{"cursor":5}"#.to_owned()),
+            pending: None,
+            context: RunContext {
+                run_id: "r".to_owned(),
+                started_at_ms: 1,
+            },
+            output: SinkPosition {
+                offset_bytes: offset,
+                records: 2,
+            },
+            committed_at_ms: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_survives_reopen_and_is_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StreamKey::new("conn", "orders");
+        {
+            let store = CheckpointStore::open(dir.path()).unwrap();
+            assert_eq!(store.load(&key).unwrap(), None);
+            store.commit(&key, &checkpoint(10)).await.unwrap();
+        }
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert_eq!(store.load(&key).unwrap(), Some(checkpoint(10)));
+        let raw = store.tree.get("conn/orders").unwrap().unwrap();
+        assert!(raw.starts_with(br#"{"version":"1""#), "{raw:?}");
+        assert!(store.reset(&key).await.unwrap());
+        assert_eq!(store.load(&key).unwrap(), None);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_fails_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = CheckpointStore::open(dir.path()).unwrap();
+        let error = CheckpointStore::open(dir.path()).err().unwrap();
+        assert!(matches!(error, Error::Locked { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("in use by another sluice process")
+        );
+    }
+}

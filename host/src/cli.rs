@@ -1,0 +1,316 @@
+//! The `sluice` command line: parses arguments, sets up logging and the runtime, calls the
+//! library, and prints results on stdout and one clear `error:` line on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::checkpoint::{CheckpointStore, StreamKey};
+use crate::config::Connection;
+use crate::sandbox::Limits;
+use crate::sync::{self, RunOptions, RunSummary};
+use crate::telemetry::{self, LogFormat};
+use crate::{Connector, Runtime};
+
+/// Default directory of the checkpoint store, relative to the working directory.
+pub const DEFAULT_STATE_DIR: &str = ".sluice/state";
+/// Default directory of the JSON-lines output, relative to the working directory.
+pub const DEFAULT_OUTPUT_DIR: &str = ".sluice/output";
+
+/// Sluice runs untrusted API connectors (WebAssembly components) in a sandbox; the host does
+/// all the I/O: HTTP, retries, rate limits, credentials, output and checkpoints.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Format of log lines on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    /// The command to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Selects a connector: a bundled name (`rest`, `github`) or a path to a `.wasm` component.
+#[derive(Debug, clap::Args)]
+struct ConnectorArg {
+    /// Bundled connector name (`rest`, `github`) or path to a `.wasm` component.
+    #[arg(long, short = 'c')]
+    connector: String,
+}
+
+/// A connector plus a connection file.
+#[derive(Debug, clap::Args)]
+struct ConnectionArgs {
+    #[command(flatten)]
+    connector: ConnectorArg,
+    /// The connection file (TOML): `[config]` for the connector, `[network]`, `[limits]`, ...
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a connector's spec (name, version, config schema, auth schemes) as JSON.
+    Spec(ConnectorArg),
+    /// Validate a connection file against the connector, offline.
+    Check(ConnectionArgs),
+    /// Print the hosts and streams a connector offers under a connection file, as JSON.
+    Discover(ConnectionArgs),
+    /// Sync streams: fetch, write JSON lines per stream, checkpoint after every page.
+    Run {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Directory of the checkpoint store.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// Directory for the output files (`<stream>.jsonl`).
+        #[arg(long, default_value = DEFAULT_OUTPUT_DIR)]
+        output: PathBuf,
+        /// Sync only this stream (repeatable). Default: all.
+        #[arg(long = "stream", value_name = "NAME")]
+        streams: Vec<String>,
+        /// Ignore saved cursors and replace previous output with a complete read.
+        #[arg(long)]
+        full_refresh: bool,
+        /// Print the run summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect or reset saved checkpoints.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+    /// Start a bundled demo API on 127.0.0.1 and sync it; run again to see an incremental sync.
+    Demo {
+        /// Directory for the demo's connection file, output and checkpoints.
+        #[arg(long, default_value = "sluice-demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateAction {
+    /// List checkpoints as JSON.
+    List {
+        /// Directory of the checkpoint store.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state: PathBuf,
+    },
+    /// Forget a stream's checkpoint so that its next sync starts over.
+    Reset {
+        /// Directory of the checkpoint store.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// Connection name (the `name` in the connection file, or its file stem).
+        #[arg(long)]
+        connection: String,
+        /// Stream name.
+        #[arg(long)]
+        stream: String,
+    },
+}
+
+/// Entry point of the `sluice` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbosity = if cli.quiet {
+        -1
+    } else {
+        i8::try_from(cli.verbose).unwrap_or(i8::MAX)
+    };
+    telemetry::init(verbosity, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command) -> Result<()> {
+    match command {
+        Command::Spec(ConnectorArg { connector }) => {
+            let runtime = Runtime::new()?;
+            let connector = Connector::load(&runtime, &connector)?;
+            let spec = connector.spec(&runtime, &Limits::default()).await?;
+            print_json(&spec)
+        }
+        Command::Check(args) => {
+            let (runtime, connector, connection) = load(&args)?;
+            let spec = connector.spec(&runtime, &connection.limits).await?;
+            connection.validate_config(connector.name(), &spec.config_schema)?;
+            connector
+                .check(&runtime, &connection.limits, connection.config_json())
+                .await?;
+            let catalog = connector
+                .discover(&runtime, &connection.limits, connection.config_json())
+                .await?;
+            println!(
+                "ok: `{}` is a valid connection for connector `{}` ({} stream{}: {})",
+                connection.path.display(),
+                connector.name(),
+                catalog.streams.len(),
+                if catalog.streams.len() == 1 { "" } else { "s" },
+                catalog
+                    .streams
+                    .iter()
+                    .map(|stream| stream.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(())
+        }
+        Command::Discover(args) => {
+            let (runtime, connector, connection) = load(&args)?;
+            let spec = connector.spec(&runtime, &connection.limits).await?;
+            connection.validate_config(connector.name(), &spec.config_schema)?;
+            let catalog = connector
+                .discover(&runtime, &connection.limits, connection.config_json())
+                .await?;
+            print_json(&catalog)
+        }
+        Command::Run {
+            connection,
+            state,
+            output,
+            streams,
+            full_refresh,
+            json,
+        } => {
+            let (runtime, connector, connection) = load(&connection)?;
+            let options = RunOptions {
+                state_dir: state,
+                output_dir: output,
+                streams,
+                full_refresh,
+            };
+            let outcome = sync::run(&runtime, &connector, &connection, &options).await;
+            let summary = match &outcome {
+                Ok(summary) => Some(summary),
+                Err(sync::Error::StreamsFailed { summary, .. }) => Some(summary.as_ref()),
+                Err(_) => None,
+            };
+            if let Some(summary) = summary {
+                if json {
+                    print_json(summary)?;
+                } else {
+                    print!("{}", render_summary(summary));
+                }
+            }
+            outcome.map(drop).map_err(Into::into)
+        }
+        Command::State { action } => match action {
+            StateAction::List { state } => {
+                let store = open_existing_store(&state)?;
+                let entries: serde_json::Map<String, serde_json::Value> = store
+                    .list()?
+                    .into_iter()
+                    .map(|(key, checkpoint)| {
+                        serde_json::to_value(checkpoint).map(|value| (key, value))
+                    })
+                    .collect::<Result<_, _>>()?;
+                print_json(&entries)
+            }
+            StateAction::Reset {
+                state,
+                connection,
+                stream,
+            } => {
+                let store = open_existing_store(&state)?;
+                let key = StreamKey::new(&connection, &stream);
+                if store.reset(&key).await? {
+                    println!("reset `{key}`: its next sync starts from scratch");
+                    Ok(())
+                } else {
+                    anyhow::bail!(
+                        "no checkpoint `{key}` in `{}`; `sluice state list` shows what there is",
+                        state.display()
+                    )
+                }
+            }
+        },
+        Command::Demo { dir } => crate::demo::run(&dir).await,
+    }
+}
+
+fn load(args: &ConnectionArgs) -> Result<(Runtime, Connector, Connection)> {
+    let connection = Connection::load(&args.config)?;
+    let runtime = Runtime::new()?;
+    let connector = Connector::load(&runtime, &args.connector.connector)?;
+    Ok((runtime, connector, connection))
+}
+
+fn open_existing_store(dir: &Path) -> Result<CheckpointStore> {
+    anyhow::ensure!(
+        dir.is_dir(),
+        "no state directory at `{}`; pass the `--state` used with `sluice run`",
+        dir.display()
+    );
+    Ok(CheckpointStore::open(dir)?)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).context("cannot render JSON")?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The human-readable run summary: one line per stream, then where things went.
+pub fn render_summary(summary: &RunSummary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Synced connection `{}` with connector `{}` in {:.2} s: {} requests, {} retries.",
+        summary.connection,
+        summary.connector,
+        summary.elapsed_ms as f64 / 1000.0,
+        summary.requests,
+        summary.retries,
+    );
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<12} {:>9} {:>9} {:>7} {:>9}  output",
+        "stream", "start", "new", "total", "pages", "requests"
+    );
+    for stream in &summary.streams {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<12} {:>9} {:>9} {:>7} {:>9}  {}{}",
+            stream.name,
+            stream.start.to_string(),
+            stream.records,
+            stream.records_total,
+            stream.pages,
+            stream.requests,
+            stream.output.display(),
+            if stream.error.is_some() {
+                "  FAILED"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(out, "Checkpoints: {}", summary.state_dir.display());
+    out
+}

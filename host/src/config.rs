@@ -1,0 +1,239 @@
+//! The operator's connection file (TOML): the connector's own config under `[config]`, and the
+//! operator's settings in their own tables (`[network]`, `[limits]`, `[http]`, `[auth]`).
+//!
+//! Raw serde structs reject unknown keys; [`Connection`] holds the validated result. This
+//! module reads files and nothing else.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::http::{HttpSettings, NetworkConfig};
+use crate::sandbox::Limits;
+use crate::secrets::AuthConfig;
+
+/// Errors in a connection file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read connection file `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("connection file `{}` is invalid: {detail}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        detail: String,
+    },
+    /// The `[config]` table does not match the connector's JSON schema.
+    #[error(
+        "[config] in `{}` is invalid for connector `{connector}`:\n  {}\nfix these fields (see `sluice spec --connector {connector}` for the schema)",
+        path.display(),
+        problems.join("\n  ")
+    )]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// The connector.
+        connector: String,
+        /// One line per problem, each naming the JSON path of the field.
+        problems: Vec<String>,
+    },
+    /// The connector's own schema is not a valid JSON Schema.
+    #[error("connector `{connector}` declares an invalid config schema: {detail}")]
+    BadSchema {
+        /// The connector.
+        connector: String,
+        /// The compiler's message.
+        detail: String,
+    },
+}
+
+/// The connection file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    /// Name of the connection: namespaces its checkpoints. Defaults to the file's stem.
+    name: Option<String>,
+    /// The connector's own config, passed to it as JSON.
+    #[serde(default)]
+    config: toml::Table,
+    /// Egress settings.
+    network: Option<NetworkConfig>,
+    /// Sandbox limits.
+    #[serde(default)]
+    limits: Limits,
+    /// HTTP transport settings.
+    #[serde(default)]
+    http: HttpSettings,
+    /// The credential the host applies to the connector's requests.
+    auth: Option<AuthConfig>,
+}
+
+/// A validated connection file.
+#[derive(Debug)]
+pub struct Connection {
+    /// Connection name (namespaces checkpoints).
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The connector's config as JSON.
+    pub connector_config: serde_json::Value,
+    config_json: String,
+    /// Egress settings.
+    pub network: NetworkConfig,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// HTTP transport settings.
+    pub http: HttpSettings,
+    /// Credential configuration (secrets are resolved when a sync starts).
+    pub auth: Option<AuthConfig>,
+}
+
+impl Connection {
+    /// Reads and parses the connection file at `path`.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses a connection file's text; `path` names it in errors and gives the default name.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
+        let raw: RawConnection = toml::from_str(text).map_err(|error| Error::Parse {
+            path: path.to_owned(),
+            detail: error.to_string().trim_end().to_owned(),
+        })?;
+        let name = match raw.name {
+            Some(name) => name,
+            None => path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "default".to_owned()),
+        };
+        if name.is_empty() || name.contains('/') {
+            return Err(Error::Parse {
+                path: path.to_owned(),
+                detail: format!("`name = {name:?}` must be non-empty and contain no `/`"),
+            });
+        }
+        let connector_config = serde_json::to_value(&raw.config).map_err(|error| Error::Parse {
+            path: path.to_owned(),
+            detail: format!("[config] cannot be expressed as JSON: {error}"),
+        })?;
+        let config_json = connector_config.to_string();
+        Ok(Self {
+            name,
+            path: path.to_owned(),
+            connector_config,
+            config_json,
+            network: raw.network.unwrap_or_default(),
+            limits: raw.limits,
+            http: raw.http,
+            auth: raw.auth,
+        })
+    }
+
+    /// The connector's config as JSON text, as the guest receives it.
+    pub fn config_json(&self) -> &str {
+        &self.config_json
+    }
+
+    /// Checks the connector config against the JSON schema the connector declared, listing
+    /// every problem with the JSON path of the offending field.
+    pub fn validate_config(
+        &self,
+        connector: &str,
+        schema: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let validator = jsonschema::validator_for(schema).map_err(|error| Error::BadSchema {
+            connector: connector.to_owned(),
+            detail: error.to_string(),
+        })?;
+        let problems: Vec<String> = validator
+            .iter_errors(&self.connector_config)
+            .map(|error| {
+                let at = error.instance_path.to_string();
+                let at = if at.is_empty() { "/".to_owned() } else { at };
+                format!("at `{at}`: {error}")
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Schema {
+                path: self.path.clone(),
+                connector: connector.to_owned(),
+                problems,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_table_becomes_json_and_name_defaults_to_the_file_stem() {
+        let connection = Connection::parse(
+            "[config]\nbase_url = \"http://x\"\n[[config.streams]]\nname = \"a\"\n",
+            Path::new("dir/orders.toml"),
+        )
+        .unwrap();
+        assert_eq!(connection.name, "orders");
+        assert_eq!(
+            connection.config_json(),
+            r#"{"base_url":"http://x","streams":[{"name":"a"}]}"#
+        );
+    }
+
+    #[test]
+    fn unknown_tables_are_refused_with_their_name() {
+        let error = Connection::parse("[limit]\nx = 1\n", Path::new("c.toml")).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("unknown field `limit`"), "{message}");
+        assert!(message.contains("c.toml"), "{message}");
+    }
+
+    #[test]
+    fn schema_problems_name_the_field() {
+        let connection =
+            Connection::parse("[config]\ncount = \"three\"\n", Path::new("c.toml")).unwrap();
+        let schema = serde_json::json!({
+            "type": "object",
+            "required": ["base_url"],
+            "properties": { "count": { "type": "integer" } }
+        });
+        let message = connection
+            .validate_config("rest", &schema)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("invalid for connector `rest`"),
+            "{message}"
+        );
+        assert!(message.contains("at `/count`"), "{message}");
+        assert!(message.contains("base_url"), "{message}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let message = Connection::load(Path::new("/nonexistent/conn.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("cannot read connection file `/nonexistent/conn.toml`"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! [`Transport`]: one reqwest client per connection and the request pipeline around it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use tracing::Instrument as _;
+use url::Url;
+
+use super::policy::{Denial, display_host};
+use super::resolver::{PolicyResolver, ResolveDenied};
+use super::{
+    EgressPolicy, Error, HttpRequest, HttpResponse, HttpSettings, MAX_MAX_RESPONSE_BYTES,
+    RequestProblem, body, display_url,
+};
+use crate::retry::{self, AttemptReport, Classify, Outcome, RetryAction, RetryPolicy};
+use crate::secrets::Credential;
+
+/// Headers a connector may not set: credentials and cookies are the host's, `host` must match the
+/// URL the policy checked, and framing headers are for the HTTP stack alone.
+const RESERVED_HEADERS: [&str; 12] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Counters of one [`Transport`] since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// HTTP requests put on the wire, every attempt and redirect hop included.
+    pub requests_sent: u64,
+    /// Attempts repeated after a retryable outcome.
+    pub retries: u64,
+    /// `429 Too Many Requests` responses seen.
+    pub rate_limited: u64,
+    /// Milliseconds spent waiting between attempts.
+    pub waited_ms: u64,
+    /// Response body bytes received, after decompression.
+    pub bytes_received: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests_sent: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    waited_ms: AtomicU64,
+    bytes_received: AtomicU64,
+}
+
+/// Sends a connection's requests: policy, credential, timeouts, capped bodies, redirects and
+/// retries. Wraps one `reqwest::Client`, so connections to an upstream are pooled per connection
+/// and never shared between tenants.
+#[derive(Debug)]
+pub struct Transport {
+    client: reqwest::Client,
+    policy: EgressPolicy,
+    credential: Option<Credential>,
+    retry: RetryPolicy,
+    max_response_bytes: u64,
+    max_redirects: u32,
+    counters: Counters,
+}
+
+impl Transport {
+    /// Builds the transport of one connection.
+    ///
+    /// The client never uses a proxy from the environment, follows no redirect on its own
+    /// (the transport does, re-checking each hop), resolves names through the egress policy,
+    /// decompresses gzip, brotli, zstd and deflate, and keeps no cookies. Fails when a setting
+    /// cannot work (a zero timeout, a cap of zero or above [`MAX_MAX_RESPONSE_BYTES`], a
+    /// `user_agent` that is not a valid header value) or TLS cannot be set up.
+    pub fn new(
+        settings: &HttpSettings,
+        policy: EgressPolicy,
+        credential: Option<Credential>,
+    ) -> Result<Self, Error> {
+        let millis = |setting: &'static str, value: u64| {
+            if value == 0 {
+                Err(Error::InvalidSetting {
+                    setting,
+                    value: value.to_string(),
+                    reason: "it must be at least 1",
+                })
+            } else {
+                Ok(Duration::from_millis(value))
+            }
+        };
+        let connect_timeout = millis("connect_timeout_ms", settings.connect_timeout_ms)?;
+        let request_timeout = millis("request_timeout_ms", settings.request_timeout_ms)?;
+        let read_timeout = millis("read_timeout_ms", settings.read_timeout_ms)?;
+        let pool_idle_timeout = millis("pool_idle_timeout_ms", settings.pool_idle_timeout_ms)?;
+        if !(1..=MAX_MAX_RESPONSE_BYTES).contains(&settings.max_response_bytes) {
+            return Err(Error::InvalidSetting {
+                setting: "max_response_bytes",
+                value: settings.max_response_bytes.to_string(),
+                reason: "it must be from 1 to 1073741824 (1 GiB)",
+            });
+        }
+        let user_agent =
+            HeaderValue::from_str(&settings.user_agent).map_err(|_| Error::InvalidSetting {
+                setting: "user_agent",
+                value: format!("{:?}", settings.user_agent),
+                reason: "it must be printable ASCII",
+            })?;
+        let retry = RetryPolicy::new(&settings.retry)?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .referer(false)
+            .connect_timeout(connect_timeout)
+            .timeout(request_timeout)
+            .read_timeout(read_timeout)
+            .pool_idle_timeout(pool_idle_timeout)
+            .user_agent(user_agent)
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
+            .dns_resolver(Arc::new(PolicyResolver {
+                allow_private_networks: policy.allow_private_networks(),
+            }))
+            .gzip(true)
+            .brotli(true)
+            .zstd(true)
+            .deflate(true)
+            .build()
+            .map_err(|source| Error::Client { source })?;
+        Ok(Self {
+            client,
+            policy,
+            credential,
+            retry,
+            max_response_bytes: settings.max_response_bytes,
+            max_redirects: settings.max_redirects,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The egress policy in force.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
+    }
+
+    /// Sends `request`, following allowed redirects and retrying retryable failures.
+    ///
+    /// Any HTTP status comes back as an [`HttpResponse`], after the last attempt if it was
+    /// retryable; only failures without a usable response are errors. Refused requests
+    /// ([`Error::Denied`], [`Error::InvalidRequest`]) never reach the network.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
+        let shown = display_url(&request.url);
+        let headers = self.connector_headers(&request, &shown)?;
+        if let Some(name) = self.credential.as_ref().and_then(Credential::query_name)
+            && request.url.query_pairs().any(|(key, _)| key == name)
+        {
+            return Err(Error::InvalidRequest {
+                url: shown,
+                problem: RequestProblem::ReservedQuery {
+                    name: name.to_owned(),
+                },
+            });
+        }
+        self.policy.check_url(&request.url)?;
+        // Rate limiting (per connection and upstream host) goes here.
+        let idempotent = request.idempotent || request.method.is_idempotent();
+        let span = tracing::debug_span!(
+            "request",
+            method = %request.method,
+            host = %display_host(&request.url),
+            path = request.url.path(),
+        );
+        let (request, headers) = (&request, &headers);
+        self.retry
+            .run(
+                idempotent,
+                |attempt| self.attempt(request, headers, attempt),
+                |report| self.record(report),
+            )
+            .instrument(span)
+            .await
+    }
+
+    /// What the transport has done so far.
+    pub fn stats(&self) -> TransportStats {
+        let c = &self.counters;
+        TransportStats {
+            requests_sent: c.requests_sent.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            waited_ms: c.waited_ms.load(Ordering::Relaxed),
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Validates the connector's headers: names and values must be valid, and none may be one
+    /// the host owns.
+    fn connector_headers(&self, request: &HttpRequest, shown: &str) -> Result<HeaderMap, Error> {
+        let invalid = |problem| Error::InvalidRequest {
+            url: shown.to_owned(),
+            problem,
+        };
+        let credential_header = self.credential.as_ref().and_then(Credential::header_name);
+        let mut headers = HeaderMap::with_capacity(request.headers.len());
+        for (name, value) in &request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(RequestProblem::InvalidHeaderName { name: name.clone() }))?;
+            if RESERVED_HEADERS.contains(&name.as_str()) || credential_header == Some(&name) {
+                return Err(invalid(RequestProblem::ReservedHeader {
+                    name: name.as_str().to_owned(),
+                }));
+            }
+            let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
+                invalid(RequestProblem::InvalidHeaderValue {
+                    name: name.as_str().to_owned(),
+                })
+            })?;
+            headers.append(name, value);
+        }
+        Ok(headers)
+    }
+
+    /// One attempt: the request and the redirects it leads to, up to a final response whose
+    /// body is read.
+    async fn attempt(
+        &self,
+        request: &HttpRequest,
+        connector_headers: &HeaderMap,
+        attempt: u32,
+    ) -> Result<HttpResponse, Error> {
+        let origin = request.url.origin();
+        let mut url = request.url.clone();
+        let mut method = request.method.clone();
+        let mut body = request.body.clone();
+        let mut headers = connector_headers.clone();
+        let mut redirects = 0;
+        loop {
+            let shown = display_url(&url);
+            let mut wire_url = url.clone();
+            let mut wire_headers = headers.clone();
+            if let Some(credential) = &self.credential
+                && request.authenticate
+                && url.origin() == origin
+                && credential.is_bound_to(&url)
+            {
+                credential.apply(&mut wire_url, &mut wire_headers);
+            }
+            let mut wire = reqwest::Request::new(method.clone(), wire_url);
+            *wire.headers_mut() = wire_headers;
+            *wire.body_mut() = body.clone().map(reqwest::Body::from);
+            self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);
+            let response = match self.client.execute(wire).await {
+                Ok(response) => response,
+                Err(source) => {
+                    let error = send_error(source, shown);
+                    tracing::debug!(attempt, error = %error, "HTTP request failed.");
+                    return Err(error);
+                }
+            };
+            let status = response.status();
+            let location = response.headers().get(header::LOCATION);
+            if let (true, Some(location)) = (is_followed_redirect(status), location) {
+                if redirects == self.max_redirects {
+                    return Err(Error::TooManyRedirects {
+                        url: display_url(&request.url),
+                        limit: self.max_redirects,
+                    });
+                }
+                redirects += 1;
+                let next = self.redirect_target(&url, location)?;
+                if status == StatusCode::SEE_OTHER && method != Method::HEAD
+                    || matches!(status.as_u16(), 301 | 302) && method == Method::POST
+                {
+                    method = Method::GET;
+                    body = None;
+                    headers.remove(header::CONTENT_TYPE);
+                    headers.remove(header::CONTENT_ENCODING);
+                }
+                tracing::debug!(
+                    attempt,
+                    status = status.as_u16(),
+                    location = %display_url(&next),
+                    "Following redirect."
+                );
+                url = next;
+                continue;
+            }
+            let response_headers = self.response_headers(response.headers());
+            let body = body::read_capped(response, self.max_response_bytes, &shown).await?;
+            self.counters
+                .bytes_received
+                .fetch_add(body.len() as u64, Ordering::Relaxed);
+            return Ok(HttpResponse {
+                status: status.as_u16(),
+                headers: response_headers,
+                body,
+                url: url.into(),
+            });
+        }
+    }
+
+    /// Resolves a `Location` against the current URL and checks it: no downgrade from https
+    /// to http, and the egress policy. The credential's query parameter is removed, so a
+    /// server echoing it cannot make the transport carry it to another origin.
+    fn redirect_target(&self, current: &Url, location: &HeaderValue) -> Result<Url, Error> {
+        let invalid = || Error::InvalidRedirect {
+            url: display_url(current),
+            location: String::from_utf8_lossy(location.as_bytes()).into_owned(),
+        };
+        let location = location.to_str().map_err(|_| invalid())?;
+        let mut next = current.join(location).map_err(|_| invalid())?;
+        next.set_fragment(None);
+        if let Some(name) = self.credential.as_ref().and_then(Credential::query_name) {
+            remove_query_param(&mut next, name);
+        }
+        if current.scheme() == "https" && next.scheme() == "http" {
+            return Err(Error::Denied {
+                url: display_url(current),
+                reason: Denial::Downgrade {
+                    location: display_url(&next),
+                },
+            });
+        }
+        self.policy.check_url(&next)?;
+        Ok(next)
+    }
+
+    /// Response headers for the connector: lowercase names, values lossily decoded, and any
+    /// header that echoes the credential dropped.
+    fn response_headers(&self, headers: &HeaderMap) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .filter(|(_, value)| {
+                self.credential
+                    .as_ref()
+                    .is_none_or(|credential| !credential.appears_in(value.as_bytes()))
+            })
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Counts and logs one retry decision.
+    fn record(&self, report: &AttemptReport) {
+        let status = match report.outcome {
+            Outcome::Response { status, .. } => Some(status),
+            Outcome::Failed { .. } => None,
+        };
+        if status == Some(429) {
+            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        match report.action {
+            RetryAction::Retry { wait, reason } => {
+                let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .waited_ms
+                    .fetch_add(wait_ms, Ordering::Relaxed);
+                tracing::debug!(
+                    attempt = report.attempt,
+                    status,
+                    wait_ms,
+                    reason = ?reason,
+                    "HTTP attempt will be retried."
+                );
+            }
+            RetryAction::Stop(reason) => tracing::debug!(
+                attempt = report.attempt,
+                status,
+                wait_ms = 0,
+                reason = ?reason,
+                "HTTP request finished."
+            ),
+        }
+    }
+}
+
+impl Classify for Result<HttpResponse, Error> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Ok(response) => Outcome::Response {
+                status: response.status,
+                retry_after: response
+                    .header("retry-after")
+                    .and_then(|value| retry::parse_retry_after(value, SystemTime::now())),
+            },
+            Err(error) => Outcome::Failed {
+                retryable: error.is_retryable(),
+                unsent: error.is_unsent(),
+            },
+        }
+    }
+}
+
+/// Statuses whose `Location` the transport follows (300 and 304 are handed to the connector).
+fn is_followed_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Maps a reqwest error from sending into the transport's error, recognising the resolver's
+/// policy refusals anywhere in the chain.
+fn send_error(source: reqwest::Error, url: String) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
+    while let Some(error) = cause {
+        if let Some(denied) = error.downcast_ref::<ResolveDenied>() {
+            return Error::Denied {
+                url,
+                reason: denied.denial.clone(),
+            };
+        }
+        cause = error.source();
+    }
+    if source.is_connect() {
+        Error::Connect { url, source }
+    } else if source.is_timeout() {
+        Error::Timeout { url, source }
+    } else {
+        Error::Send { url, source }
+    }
+}
+
+/// Removes every query pair named `name`, leaving the rest as they were.
+fn remove_query_param(url: &mut Url, name: &str) {
+    if !url.query_pairs().any(|(key, _)| key == name) {
+        return;
+    }
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(key, _)| key != name)
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+}
+
+#[cfg(test)]
+mod tests;

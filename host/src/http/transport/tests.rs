@@ -1,0 +1,815 @@
+//! Transport tests against [`TestServer`] on 127.0.0.1 (real sockets, real time, short delays).
+
+use std::io::Write as _;
+
+use super::*;
+use crate::http::test_server::{Reply, TestServer, response};
+use crate::http::{AllowedHosts, BlockedClass};
+use crate::retry::RetryConfig;
+use crate::secrets::AuthConfig;
+
+fn hosts(patterns: &[String]) -> AllowedHosts {
+    AllowedHosts::parse(patterns).unwrap()
+}
+
+fn local(servers: &[&TestServer]) -> Vec<String> {
+    servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port()))
+        .collect()
+}
+
+/// Settings for tests: tiny retry delays, so real time stays short.
+fn settings() -> HttpSettings {
+    HttpSettings {
+        retry: RetryConfig {
+            max_attempts: 3,
+            base_delay_ms: 1,
+            max_delay_ms: 5,
+            ..RetryConfig::default()
+        },
+        ..HttpSettings::default()
+    }
+}
+
+/// A transport allowed to reach `declared` on loopback.
+fn transport(declared: &[String], credential: Option<Credential>) -> Transport {
+    transport_with(settings(), declared, credential)
+}
+
+fn transport_with(
+    settings: HttpSettings,
+    declared: &[String],
+    credential: Option<Credential>,
+) -> Transport {
+    let policy = EgressPolicy::new(hosts(declared), None, true);
+    Transport::new(&settings, policy, credential).unwrap()
+}
+
+fn bearer(bound: &[String]) -> Credential {
+    let config: AuthConfig = toml::from_str("type = \"bearer\"\ntoken = \"tok-SECRET-1\"").unwrap();
+    config.resolve(hosts(bound)).unwrap()
+}
+
+fn get(url: Url) -> HttpRequest {
+    HttpRequest {
+        method: Method::GET,
+        url,
+        headers: Vec::new(),
+        body: None,
+        authenticate: true,
+        idempotent: false,
+    }
+}
+
+fn ok(body: &'static [u8]) -> Reply {
+    response(200, &[], body)
+}
+
+#[tokio::test]
+async fn plain_get_returns_status_headers_body_and_url() {
+    let server = TestServer::start(|_, _| response(200, &[("X-Thing", "1")], b"hello")).await;
+    let t = transport(&local(&[&server]), None);
+    let mut request = get(server.url("/items?page=2"));
+    request
+        .headers
+        .push(("Accept".to_owned(), "application/json".to_owned()));
+    let response = t.send(request).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"hello");
+    assert_eq!(response.header("x-thing"), Some("1"));
+    assert_eq!(response.url, server.url("/items?page=2").as_str());
+    let seen = &server.requests()[0];
+    assert_eq!(seen.target, "/items?page=2");
+    assert_eq!(seen.header("accept"), Some("application/json"));
+    assert!(seen.header("user-agent").unwrap().starts_with("sluice/"));
+    assert_eq!(t.stats().requests_sent, 1);
+    assert_eq!(t.stats().bytes_received, 5);
+}
+
+#[tokio::test]
+async fn gzip_is_decompressed() {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(b"{\"items\":[1,2,3]}").unwrap();
+    let gz = encoder.finish().unwrap();
+    let server =
+        TestServer::start(move |_, _| response(200, &[("content-encoding", "gzip")], &gz)).await;
+    let t = transport(&local(&[&server]), None);
+    let response = t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(response.body, b"{\"items\":[1,2,3]}");
+    assert_eq!(response.header("content-encoding"), None);
+}
+
+#[tokio::test]
+async fn non_2xx_is_returned_not_retried() {
+    let server = TestServer::start(|_, _| response(404, &[], b"nope")).await;
+    let t = transport(&local(&[&server]), None);
+    let response = t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(response.status, 404);
+    assert_eq!(response.body, b"nope");
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn service_unavailable_then_ok_is_retried() {
+    let server = TestServer::start(|_, n| match n {
+        0 => response(503, &[("retry-after", "0")], b"busy"),
+        1 => response(429, &[], b"slow down"),
+        _ => ok(b"done"),
+    })
+    .await;
+    let t = transport(&local(&[&server]), None);
+    let response = t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"done");
+    let stats = t.stats();
+    assert_eq!(stats.requests_sent, 3);
+    assert_eq!(stats.retries, 2);
+    assert_eq!(stats.rate_limited, 1);
+    // Every attempt's body is read, and counted.
+    assert_eq!(stats.bytes_received, 4 + 9 + 4);
+}
+
+#[tokio::test]
+async fn last_retryable_response_is_returned_after_the_last_attempt() {
+    let server = TestServer::start(|_, _| response(503, &[], b"down")).await;
+    let t = transport(&local(&[&server]), None);
+    let response = t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(response.status, 503);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn post_is_not_retried_unless_idempotent() {
+    let server = TestServer::start(|_, n| match n {
+        0 | 1 => response(503, &[], b""),
+        _ => ok(b""),
+    })
+    .await;
+    let t = transport(&local(&[&server]), None);
+    let mut request = get(server.url("/search"));
+    request.method = Method::POST;
+    request.body = Some(b"{\"q\":1}".to_vec());
+    let response = t.send(request.clone()).await.unwrap();
+    assert_eq!(response.status, 503);
+    assert_eq!(server.requests().len(), 1);
+    request.idempotent = true;
+    let response = t.send(request).await.unwrap();
+    assert_eq!(response.status, 200);
+    let seen = server.requests();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2].method, "POST");
+    assert_eq!(seen[2].body, b"{\"q\":1}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_reported() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let t = transport(&[format!("127.0.0.1:{port}")], None);
+    let url = Url::parse(&format!("http://127.0.0.1:{port}/x?token=abc")).unwrap();
+    let err = t.send(get(url)).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        format!("cannot connect to `http://127.0.0.1:{port}/x`")
+    );
+    assert_eq!(t.stats().requests_sent, 3);
+}
+
+#[tokio::test]
+async fn content_length_lie_is_incomplete() {
+    let server = TestServer::start(|_, _| {
+        Reply::Raw(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b".to_vec())
+    })
+    .await;
+    let t = transport(&local(&[&server]), None);
+    let err = t.send(get(server.url("/page"))).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Incomplete {
+                received_bytes: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "response body from `http://127.0.0.1:{}/page` was cut off after 10 bytes",
+            server.port()
+        )
+    );
+    // Retried like any transient failure.
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn cut_chunked_body_is_incomplete() {
+    let server = TestServer::start(|_, _| {
+        Reply::Raw(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n10\r\nabc"
+                .to_vec(),
+        )
+    })
+    .await;
+    let t = transport(&local(&[&server]), None);
+    let err = t.send(get(server.url("/"))).await.unwrap_err();
+    assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn oversized_body_is_too_large() {
+    let big = vec![b'x'; 2048];
+    let server = TestServer::start(move |_, n| match n {
+        // Declared length over the cap: refused before reading.
+        0 => response(200, &[], &big),
+        // Chunked, no declared length: refused when the cap is passed.
+        _ => {
+            let mut raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..4 {
+                raw.extend_from_slice(b"200\r\n");
+                raw.extend_from_slice(&[b'y'; 512]);
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"0\r\n\r\n");
+            Reply::Raw(raw)
+        }
+    })
+    .await;
+    let t = transport_with(
+        HttpSettings {
+            max_response_bytes: 1024,
+            ..settings()
+        },
+        &local(&[&server]),
+        None,
+    );
+    for _ in 0..2 {
+        let err = t.send(get(server.url("/export"))).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    limit_bytes: 1024,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "response from `http://127.0.0.1:{}/export` is larger than 1024 bytes; raise \
+                 `max_response_bytes` in [http] if this is expected",
+                server.port()
+            )
+        );
+    }
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn compression_bomb_is_capped_on_decompressed_bytes() {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&vec![0u8; 4 * 1024 * 1024]).unwrap();
+    let gz = encoder.finish().unwrap();
+    assert!(gz.len() < 64 * 1024);
+    let server =
+        TestServer::start(move |_, _| response(200, &[("content-encoding", "gzip")], &gz)).await;
+    let t = transport_with(
+        HttpSettings {
+            max_response_bytes: 1024 * 1024,
+            ..settings()
+        },
+        &local(&[&server]),
+        None,
+    );
+    let err = t.send(get(server.url("/"))).await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn silent_server_hits_the_read_timeout() {
+    let server = TestServer::start(|_, _| {
+        Reply::Stall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab".to_vec())
+    })
+    .await;
+    let t = transport_with(
+        HttpSettings {
+            read_timeout_ms: 100,
+            retry: RetryConfig {
+                max_attempts: 1,
+                ..RetryConfig::default()
+            },
+            ..settings()
+        },
+        &local(&[&server]),
+        None,
+    );
+    let err = t.send(get(server.url("/slow"))).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn redirect_is_followed_within_the_allowed_hosts() {
+    let target = TestServer::start(|_, _| ok(b"moved here")).await;
+    let location = target.url("/new?page=2").to_string();
+    let source =
+        TestServer::start(move |_, _| response(301, &[("location", &location)], b"")).await;
+    let t = transport(&local(&[&source, &target]), None);
+    let response = t.send(get(source.url("/old"))).await.unwrap();
+    assert_eq!(response.body, b"moved here");
+    assert_eq!(response.url, target.url("/new?page=2").as_str());
+    assert_eq!(target.requests()[0].target, "/new?page=2");
+    assert_eq!(t.stats().requests_sent, 2);
+}
+
+#[tokio::test]
+async fn redirect_to_a_disallowed_host_is_refused() {
+    let elsewhere = TestServer::start(|_, _| ok(b"should not be reached")).await;
+    let location = elsewhere.url("/steal").to_string();
+    let source =
+        TestServer::start(move |_, _| response(302, &[("location", &location)], b"")).await;
+    let t = transport(&local(&[&source]), None);
+    let err = t.send(get(source.url("/"))).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "request to `http://127.0.0.1:{p}/steal` denied: host `127.0.0.1:{p}` is not among \
+             the hosts the connector declares [127.0.0.1:{s}]; a connector may only reach hosts \
+             it declares",
+            p = elsewhere.port(),
+            s = source.port()
+        )
+    );
+    assert!(!err.is_retryable());
+    assert!(elsewhere.requests().is_empty());
+    assert_eq!(source.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn redirect_to_metadata_is_refused() {
+    let source = TestServer::start(|_, _| {
+        response(
+            307,
+            &[("location", "http://169.254.169.254/latest/meta-data/")],
+            b"",
+        )
+    })
+    .await;
+    let mut declared = local(&[&source]);
+    declared.push("169.254.169.254".to_owned());
+    let t = transport(&declared, None);
+    let err = t.send(get(source.url("/"))).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Denied {
+                reason: Denial::Metadata { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn redirect_loops_stop_at_max_redirects() {
+    let server = TestServer::start(|_, _| response(302, &[("location", "/again")], b"")).await;
+    let t = transport_with(
+        HttpSettings {
+            max_redirects: 2,
+            ..settings()
+        },
+        &local(&[&server]),
+        None,
+    );
+    let err = t.send(get(server.url("/start"))).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "too many redirects from `http://127.0.0.1:{}/start` (more than 2); raise \
+             `max_redirects` in [http] if this is expected",
+            server.port()
+        )
+    );
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn see_other_after_post_becomes_get_without_body() {
+    let server = TestServer::start(|_, n| match n {
+        0 => response(303, &[("location", "/result")], b""),
+        _ => ok(b"result"),
+    })
+    .await;
+    let t = transport(&local(&[&server]), None);
+    let mut request = get(server.url("/jobs"));
+    request.method = Method::POST;
+    request.body = Some(b"{}".to_vec());
+    request
+        .headers
+        .push(("content-type".to_owned(), "application/json".to_owned()));
+    let response = t.send(request).await.unwrap();
+    assert_eq!(response.body, b"result");
+    let seen = server.requests();
+    assert_eq!(seen[1].method, "GET");
+    assert!(seen[1].body.is_empty());
+    assert_eq!(seen[1].header("content-type"), None);
+}
+
+#[tokio::test]
+async fn credential_is_not_sent_to_another_origin_after_redirect() {
+    let other = TestServer::start(|_, _| ok(b"other")).await;
+    let location = other.url("/landing").to_string();
+    let api = TestServer::start(move |_, _| response(302, &[("location", &location)], b"")).await;
+    let declared = local(&[&api, &other]);
+    // Bound to both hosts: the origin rule alone must keep the token from the second one.
+    let t = transport(&declared, Some(bearer(&declared)));
+    let response = t.send(get(api.url("/me"))).await.unwrap();
+    assert_eq!(response.body, b"other");
+    assert_eq!(
+        api.requests()[0].header("authorization"),
+        Some("Bearer tok-SECRET-1")
+    );
+    assert_eq!(other.requests()[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn credential_only_when_asked_and_bound() {
+    let server = TestServer::start(|_, _| ok(b"")).await;
+    let declared = local(&[&server]);
+    let t = transport(&declared, Some(bearer(&["api.example.com".to_owned()])));
+    t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(server.requests()[0].header("authorization"), None);
+
+    let t = transport(&declared, Some(bearer(&declared)));
+    let mut request = get(server.url("/"));
+    request.authenticate = false;
+    t.send(request).await.unwrap();
+    assert_eq!(server.requests()[1].header("authorization"), None);
+    t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(
+        server.requests()[2].header("authorization"),
+        Some("Bearer tok-SECRET-1")
+    );
+}
+
+#[tokio::test]
+async fn query_credential_is_stripped_from_redirects_urls_and_echoes() {
+    let other = TestServer::start(|request, _| {
+        // A careless server echoing what it got.
+        let echo = request.target.clone();
+        response(200, &[("x-echo", &echo), ("x-plain", "fine")], b"")
+    })
+    .await;
+    let other_base = other.url("/next").to_string();
+    let api = TestServer::start(move |request, _| {
+        // Echo the whole query (key included) into a cross-origin redirect.
+        let query = request.target.split_once('?').map_or("", |(_, q)| q);
+        let location = format!("{other_base}?{query}");
+        response(
+            302,
+            &[("location", &location), ("x-seen", request.target.as_str())],
+            b"",
+        )
+    })
+    .await;
+    let declared = local(&[&api, &other]);
+    let config: AuthConfig =
+        toml::from_str("type = \"api_key\"\nkey = \"key-SECRET-9\"\nquery = \"api_key\"").unwrap();
+    let t = transport(&declared, Some(config.resolve(hosts(&declared)).unwrap()));
+    let response = t.send(get(api.url("/items?page=2"))).await.unwrap();
+    assert_eq!(
+        api.requests()[0].target,
+        "/items?page=2&api_key=key-SECRET-9"
+    );
+    assert_eq!(other.requests()[0].target, "/next?page=2");
+    assert_eq!(response.url, other.url("/next?page=2").as_str());
+    assert_eq!(response.header("x-plain"), Some("fine"));
+
+    // The connector may not set the parameter itself.
+    let err = t
+        .send(get(api.url("/items?api_key=mine")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::InvalidRequest {
+                problem: RequestProblem::ReservedQuery { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn response_headers_echoing_the_secret_are_dropped() {
+    let server = TestServer::start(|request, _| {
+        let auth = request
+            .header("authorization")
+            .unwrap_or_default()
+            .to_owned();
+        response(200, &[("x-debug-auth", &auth), ("x-request-id", "42")], b"")
+    })
+    .await;
+    let declared = local(&[&server]);
+    let t = transport(&declared, Some(bearer(&declared)));
+    let response = t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(response.header("x-debug-auth"), None);
+    assert_eq!(response.header("x-request-id"), Some("42"));
+}
+
+#[tokio::test]
+async fn reserved_and_invalid_headers_are_refused_before_sending() {
+    let server = TestServer::start(|_, _| ok(b"")).await;
+    let declared = local(&[&server]);
+    let config: AuthConfig =
+        toml::from_str("type = \"api_key\"\nkey = \"key-SECRET-9\"\nheader = \"X-Api-Key\"")
+            .unwrap();
+    let t = transport(&declared, Some(config.resolve(hosts(&declared)).unwrap()));
+    let port = server.port();
+    let cases = [
+        (
+            "Authorization",
+            "Bearer mine",
+            "header `authorization` is set by the host; a connector may not set it",
+        ),
+        (
+            "proxy-authorization",
+            "x",
+            "header `proxy-authorization` is set by the host; a connector may not set it",
+        ),
+        (
+            "Host",
+            "evil.example",
+            "header `host` is set by the host; a connector may not set it",
+        ),
+        (
+            "cookie",
+            "a=b",
+            "header `cookie` is set by the host; a connector may not set it",
+        ),
+        (
+            "x-api-key",
+            "guess",
+            "header `x-api-key` is set by the host; a connector may not set it",
+        ),
+        (
+            "transfer-encoding",
+            "chunked",
+            "header `transfer-encoding` is set by the host; a connector may not set it",
+        ),
+        (
+            "x-note",
+            "a\r\nx-injected: 1",
+            "the value of header `x-note` contains a control character (such as CR or LF) or an invalid byte",
+        ),
+        (
+            "x-nul",
+            "a\0b",
+            "the value of header `x-nul` contains a control character (such as CR or LF) or an invalid byte",
+        ),
+        (
+            "bad name",
+            "v",
+            "header name \"bad name\" is not a valid HTTP header name",
+        ),
+        (
+            "x-a\r\nx-b",
+            "v",
+            "header name \"x-a\\r\\nx-b\" is not a valid HTTP header name",
+        ),
+    ];
+    for (name, value, problem) in cases {
+        let mut request = get(server.url("/"));
+        request.headers.push((name.to_owned(), value.to_owned()));
+        let err = t.send(request).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("invalid request to `http://127.0.0.1:{port}/`: {problem}"),
+            "{name}"
+        );
+    }
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn loopback_name_is_refused_on_the_resolved_address() {
+    let server = TestServer::start(|_, _| ok(b"")).await;
+    let declared = vec![format!("localhost:{}", server.port())];
+    let policy = EgressPolicy::new(hosts(&declared), None, false);
+    let t = Transport::new(&settings(), policy, None).unwrap();
+    let url = Url::parse(&format!("http://localhost:{}/", server.port())).unwrap();
+    let err = t.send(get(url.clone())).await.unwrap_err();
+    match &err {
+        Error::Denied {
+            reason: Denial::ResolvedToBlocked { host, addresses },
+            ..
+        } => {
+            assert_eq!(host, "localhost");
+            assert!(addresses.iter().all(|(_, c)| *c == BlockedClass::Loopback));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .ends_with("set `allow_private_networks = true` in [network] to allow it")
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(t.stats().requests_sent, 1);
+    assert!(server.requests().is_empty());
+
+    // With private networks allowed, the same request goes through.
+    let t = transport(&declared, None);
+    assert_eq!(t.send(get(url)).await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn loopback_literal_is_refused_without_allow_private_networks() {
+    let server = TestServer::start(|_, _| ok(b"")).await;
+    let declared = local(&[&server]);
+    let policy = EgressPolicy::new(hosts(&declared), None, false);
+    let t = Transport::new(&settings(), policy, None).unwrap();
+    let err = t.send(get(server.url("/"))).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Denied {
+                reason: Denial::BlockedAddress {
+                    class: BlockedClass::Loopback,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(t.stats().requests_sent, 0);
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn https_to_http_redirect_is_a_downgrade() {
+    let declared = vec!["api.example.com".to_owned()];
+    let t = transport(&declared, None);
+    let current = Url::parse("https://api.example.com/a").unwrap();
+    let err = t
+        .redirect_target(
+            &current,
+            &HeaderValue::from_static("http://api.example.com/b"),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "request to `https://api.example.com/a` denied: the redirect to \
+         `http://api.example.com/b` would downgrade https to plain http"
+    );
+    let next = t
+        .redirect_target(&current, &HeaderValue::from_static("/b?x=1#frag"))
+        .unwrap();
+    assert_eq!(next.as_str(), "https://api.example.com/b?x=1");
+    let err = t
+        .redirect_target(&current, &HeaderValue::from_static("http://[::1"))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRedirect { .. }), "{err:?}");
+}
+
+#[test]
+fn invalid_settings_are_named() {
+    let policy = || EgressPolicy::new(AllowedHosts::none(), None, false);
+    let err = Transport::new(
+        &HttpSettings {
+            read_timeout_ms: 0,
+            ..HttpSettings::default()
+        },
+        policy(),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid `read_timeout_ms` = 0 in [http]: it must be at least 1"
+    );
+    let err = Transport::new(
+        &HttpSettings {
+            max_response_bytes: 0,
+            ..HttpSettings::default()
+        },
+        policy(),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid `max_response_bytes` = 0 in [http]: it must be from 1 to 1073741824 (1 GiB)"
+    );
+    let err = Transport::new(
+        &HttpSettings {
+            user_agent: "bad\nagent".to_owned(),
+            ..HttpSettings::default()
+        },
+        policy(),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid `user_agent` = \"bad\\nagent\" in [http]: it must be printable ASCII"
+    );
+    let err = Transport::new(
+        &HttpSettings {
+            retry: RetryConfig {
+                max_attempts: 0,
+                ..RetryConfig::default()
+            },
+            ..HttpSettings::default()
+        },
+        policy(),
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidRetry(_)), "{err:?}");
+}
+
+#[test]
+fn remove_query_param_keeps_the_rest() {
+    let mut url = Url::parse("https://x/p?a=1&api_key=s&b=2&api_key=t").unwrap();
+    remove_query_param(&mut url, "api_key");
+    assert_eq!(url.as_str(), "https://x/p?a=1&b=2");
+    let mut url = Url::parse("https://x/p?api_key=s").unwrap();
+    remove_query_param(&mut url, "api_key");
+    assert_eq!(url.as_str(), "https://x/p");
+    let mut url = Url::parse("https://x/p?a=%20").unwrap();
+    remove_query_param(&mut url, "api_key");
+    assert_eq!(url.as_str(), "https://x/p?a=%20");
+}
+
+#[tokio::test]
+async fn truncated_gzip_is_incomplete_and_corrupt_gzip_is_a_decode_error() {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&vec![7u8; 100_000]).unwrap();
+    let gz = encoder.finish().unwrap();
+    let full_len = gz.len();
+    let half = gz[..full_len / 2].to_vec();
+    let server = TestServer::start(move |_, n| match n {
+        0 => {
+            let mut raw = format!(
+                "HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: {full_len}\r\n\r\n"
+            )
+            .into_bytes();
+            raw.extend_from_slice(&half);
+            Reply::Raw(raw)
+        }
+        _ => response(
+            200,
+            &[("content-encoding", "gzip")],
+            b"this is not gzip at all",
+        ),
+    })
+    .await;
+    let t = transport_with(
+        HttpSettings {
+            retry: RetryConfig {
+                max_attempts: 1,
+                ..RetryConfig::default()
+            },
+            ..settings()
+        },
+        &local(&[&server]),
+        None,
+    );
+    let err = t.send(get(server.url("/"))).await.unwrap_err();
+    assert!(matches!(err, Error::Incomplete { .. }), "{err:?}");
+    assert!(err.is_retryable());
+    let err = t.send(get(server.url("/"))).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot decode the response body from `http://127.0.0.1:{}/`",
+            server.port()
+        )
+    );
+}
+
+#[test]
+fn transport_and_its_futures_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+    let t = transport(&["api.example.com".to_owned()], None);
+    assert_send_sync(&t);
+    let future = t.send(get(Url::parse("https://api.example.com/").unwrap()));
+    assert_send(&future);
+}

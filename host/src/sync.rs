@@ -1,0 +1,735 @@
+//! The sync loop: for each stream, ask the guest for a request, send it through the host's
+//! transport, hand the response back, append the records to the sink, then commit the
+//! checkpoint.
+//!
+//! This is the only place that knows the order of those steps, and the order is what makes
+//! resume exact: records are flushed to disk *before* the checkpoint that covers them is
+//! committed, and on start the sink is cut back to the last committed position. Kill the
+//! process at any instant and the next run produces the same output as an uninterrupted one.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::checkpoint::{self, Checkpoint, CheckpointStore, SinkPosition, StreamKey};
+use crate::config::Connection;
+use crate::connector::{Connector, Session, now_ms};
+use crate::http::{self, AllowedHosts, EgressPolicy, HttpRequest, Transport};
+use crate::protocol::{ConnectorRequest, Next, RunContext, StreamInfo, SyncMode};
+use crate::sandbox::{self, Limits, Runtime};
+use crate::sink::{self, JsonlSink};
+
+/// What to sync and where.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Directory of the checkpoint store.
+    pub state_dir: PathBuf,
+    /// Directory of the JSON-lines output (one file per stream).
+    pub output_dir: PathBuf,
+    /// Streams to sync; empty means all of them.
+    pub streams: Vec<String>,
+    /// Ignore saved cursors and read every record again, replacing previous output.
+    pub full_refresh: bool,
+}
+
+/// How a stream's sync started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    /// From nothing: no checkpoint, or a full refresh.
+    Fresh,
+    /// From the saved cursor of a completed previous sync.
+    Incremental,
+    /// Continuing a sync that was interrupted mid-way.
+    Resumed,
+}
+
+impl std::fmt::Display for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Start::Fresh => "fresh",
+            Start::Incremental => "incremental",
+            Start::Resumed => "resumed",
+        })
+    }
+}
+
+/// The outcome of one stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSummary {
+    /// Stream name.
+    pub name: String,
+    /// Mode of this sync.
+    pub mode: SyncMode,
+    /// How it started.
+    pub start: Start,
+    /// Records written in this run.
+    pub records: u64,
+    /// Records in the output file after this run.
+    pub records_total: u64,
+    /// Pages processed in this run.
+    pub pages: u64,
+    /// Requests sent in this run.
+    pub requests: u64,
+    /// The output file.
+    pub output: PathBuf,
+    /// Why the stream failed, if it did.
+    pub error: Option<String>,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Connection name.
+    pub connection: String,
+    /// Connector name.
+    pub connector: String,
+    /// Per-stream outcomes.
+    pub streams: Vec<StreamSummary>,
+    /// Requests sent in total.
+    pub requests: u64,
+    /// Retried attempts in total.
+    pub retries: u64,
+    /// Where the checkpoints are.
+    pub state_dir: PathBuf,
+    /// Where the output is.
+    pub output_dir: PathBuf,
+    /// Wall time of the run in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connector failed or broke a limit.
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::Error),
+    /// The connection file is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    /// The checkpoint store failed.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::Error),
+    /// The output could not be written.
+    #[error(transparent)]
+    Sink(#[from] sink::Error),
+    /// The HTTP transport could not be set up, or a request failed for good.
+    #[error("{context}: {source}")]
+    Http {
+        /// What was being done.
+        context: String,
+        /// The transport error.
+        source: http::Error,
+    },
+    /// A credential could not be resolved.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::Error),
+    /// The operator named a stream the connector does not have.
+    #[error("connector has no stream `{name}`; its streams are: {available}")]
+    UnknownStream {
+        /// The name given.
+        name: String,
+        /// The streams the connector offers.
+        available: String,
+    },
+    /// A per-sync limit was reached.
+    #[error(
+        "stream `{stream}` reached {limit} = {value}; raise it in [limits] if this is expected"
+    )]
+    Limit {
+        /// The stream.
+        stream: String,
+        /// The limit's config key.
+        limit: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// Some streams failed; the others completed. Checkpoints of failed streams are intact.
+    #[error("{} of {total} streams failed:\n{}", failures.len(), failures.iter().map(|(name, why)| format!("  stream `{name}`: {why}")).collect::<Vec<_>>().join("\n"))]
+    StreamsFailed {
+        /// Stream name and error, per failed stream.
+        failures: Vec<(String, String)>,
+        /// Streams in the run.
+        total: usize,
+        /// What did complete.
+        summary: Box<RunSummary>,
+    },
+}
+
+/// Syncs the selected streams of `connection` with `connector`. Streams run one after the
+/// other; a failing stream does not stop the others, and the run then returns
+/// [`Error::StreamsFailed`] with the summary of what completed.
+pub async fn run(
+    runtime: &Runtime,
+    connector: &Connector,
+    connection: &Connection,
+    options: &RunOptions,
+) -> Result<RunSummary, Error> {
+    let span =
+        tracing::info_span!("sync", connector = connector.name(), connection = %connection.name);
+    run_inner(runtime, connector, connection, options)
+        .instrument(span)
+        .await
+}
+
+async fn run_inner(
+    runtime: &Runtime,
+    connector: &Connector,
+    connection: &Connection,
+    options: &RunOptions,
+) -> Result<RunSummary, Error> {
+    let started = Instant::now();
+    let limits = &connection.limits;
+    let spec = connector.spec(runtime, limits).await?;
+    connection.validate_config(connector.name(), &spec.config_schema)?;
+    let config = connection.config_json();
+    let catalog = connector.discover(runtime, limits, config).await?;
+    let streams = select_streams(&catalog.streams, &options.streams)?;
+
+    let transport = build_transport(connection, &catalog.allowed_hosts)?;
+    let store = CheckpointStore::open(&options.state_dir)?;
+
+    let mut summaries = Vec::with_capacity(streams.len());
+    let mut failures = Vec::new();
+    for stream in streams {
+        let span = tracing::info_span!("stream", stream = %stream.name);
+        let mut sync = StreamSync {
+            runtime,
+            connector,
+            connection,
+            options,
+            transport: &transport,
+            store: &store,
+            stream,
+            summary: StreamSummary {
+                name: stream.name.clone(),
+                mode: SyncMode::FullRefresh,
+                start: Start::Fresh,
+                records: 0,
+                records_total: 0,
+                pages: 0,
+                requests: 0,
+                output: options.output_dir.join(format!("{}.jsonl", stream.name)),
+                error: None,
+            },
+        };
+        let outcome = sync.run().instrument(span).await;
+        let mut summary = sync.summary;
+        if let Err(error) = outcome {
+            tracing::error!(stream = %stream.name, error = %error, "Stream failed; its last checkpoint is intact.");
+            failures.push((stream.name.clone(), error.to_string()));
+            summary.error = Some(error.to_string());
+        }
+        summaries.push(summary);
+    }
+
+    let stats = transport.stats();
+    let summary = RunSummary {
+        connection: connection.name.clone(),
+        connector: connector.name().to_owned(),
+        requests: summaries.iter().map(|stream| stream.requests).sum(),
+        retries: stats.retries,
+        streams: summaries,
+        state_dir: options.state_dir.clone(),
+        output_dir: options.output_dir.clone(),
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    if failures.is_empty() {
+        Ok(summary)
+    } else if failures.len() == 1 && summary.streams.len() == 1 {
+        // A single-stream run reports the stream's own error, not a list of one.
+        let (_, message) = &failures[0];
+        Err(Error::StreamsFailed {
+            failures: vec![(summary.streams[0].name.clone(), message.clone())],
+            total: 1,
+            summary: Box::new(summary),
+        })
+    } else {
+        Err(Error::StreamsFailed {
+            total: summary.streams.len(),
+            failures,
+            summary: Box::new(summary),
+        })
+    }
+}
+
+/// The streams to sync, in the connector's order, or an error naming an unknown one.
+fn select_streams<'a>(
+    available: &'a [StreamInfo],
+    wanted: &[String],
+) -> Result<Vec<&'a StreamInfo>, Error> {
+    if wanted.is_empty() {
+        return Ok(available.iter().collect());
+    }
+    for name in wanted {
+        if !available.iter().any(|stream| &stream.name == name) {
+            return Err(Error::UnknownStream {
+                name: name.clone(),
+                available: available
+                    .iter()
+                    .map(|stream| format!("`{}`", stream.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    Ok(available
+        .iter()
+        .filter(|stream| wanted.contains(&stream.name))
+        .collect())
+}
+
+/// The connection's transport: egress policy from the connector's declared hosts narrowed by
+/// the operator, and the credential bound to the declared hosts.
+fn build_transport(connection: &Connection, declared_hosts: &[String]) -> Result<Transport, Error> {
+    let http_error = |context: &str| {
+        let context = context.to_owned();
+        move |source| Error::Http { context, source }
+    };
+    let declared = AllowedHosts::parse(declared_hosts)
+        .map_err(http_error("the connector declared invalid hosts"))?;
+    let operator = connection
+        .network
+        .allowed_hosts
+        .as_deref()
+        .map(AllowedHosts::parse)
+        .transpose()
+        .map_err(http_error("[network] allowed_hosts is invalid"))?;
+    let policy = EgressPolicy::new(
+        declared,
+        operator,
+        connection.network.allow_private_networks,
+    );
+    let credential = connection
+        .auth
+        .as_ref()
+        .map(|auth| auth.resolve(policy.declared().clone()))
+        .transpose()?;
+    Transport::new(&connection.http, policy, credential)
+        .map_err(http_error("cannot set up the HTTP client"))
+}
+
+/// One stream's sync in progress.
+struct StreamSync<'a> {
+    runtime: &'a Runtime,
+    connector: &'a Connector,
+    connection: &'a Connection,
+    options: &'a RunOptions,
+    transport: &'a Transport,
+    store: &'a CheckpointStore,
+    stream: &'a StreamInfo,
+    summary: StreamSummary,
+}
+
+/// Where a stream's sync starts from.
+struct Origin {
+    start: Start,
+    mode: SyncMode,
+    state: Option<String>,
+    context: RunContext,
+    /// The step to take first, when resuming; otherwise the guest's `begin` decides.
+    pending: Option<Next>,
+    /// Committed output position to cut the sink back to.
+    output: SinkPosition,
+}
+
+impl StreamSync<'_> {
+    fn limits(&self) -> &Limits {
+        &self.connection.limits
+    }
+
+    async fn run(&mut self) -> Result<(), Error> {
+        let key = StreamKey::new(&self.connection.name, &self.stream.name);
+        let origin = self.origin(self.store.load(&key)?);
+        self.summary.start = origin.start;
+        self.summary.mode = origin.mode;
+        tracing::info!(start = %origin.start, "Stream sync starting.");
+
+        let mut sink = JsonlSink::open(&self.summary.output, origin.output.offset_bytes)?;
+        let mut position = origin.output;
+        let mut state = origin.state;
+        let context = origin.context;
+        let mode = origin.mode;
+        let config = self.connection.config_json();
+        let mut session = self
+            .connector
+            .session(self.runtime, self.limits(), context.started_at_ms)
+            .await?;
+
+        let mut next = match origin.pending {
+            Some(pending) => pending,
+            None => {
+                let first = session
+                    .begin(config, &self.stream.name, state.as_deref(), &context)
+                    .await?;
+                if origin.start == Start::Fresh && position.offset_bytes > 0 {
+                    // A full refresh replaces earlier output: commit "nothing written yet"
+                    // first, so a crash right after the cut cannot leave a checkpoint that
+                    // points past the end of the file.
+                    position = SinkPosition {
+                        offset_bytes: 0,
+                        records: 0,
+                    };
+                    let pending = (first != Next::Done).then_some(&first);
+                    self.commit(&key, mode, &state, pending, &context, &position)
+                        .await?;
+                    sink.reset()?;
+                } else if first != Next::Done {
+                    self.commit(&key, mode, &state, Some(&first), &context, &position)
+                        .await?;
+                }
+                first
+            }
+        };
+
+        loop {
+            let request = match next {
+                Next::Done => break,
+                Next::Fetch(request) => request,
+                Next::BackOff { wait_ms, request } => {
+                    let wait_ms = wait_ms.min(self.limits().max_back_off_ms);
+                    tracing::info!(wait_ms, "Connector asked to back off; waiting.");
+                    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                    request
+                }
+            };
+            if self.summary.requests >= self.limits().max_requests_per_sync {
+                return Err(Error::Limit {
+                    stream: self.stream.name.clone(),
+                    limit: "max_requests_per_sync",
+                    value: self.limits().max_requests_per_sync,
+                });
+            }
+            let page_span = tracing::debug_span!("page", page = self.summary.pages + 1);
+            let page = self
+                .fetch_page(&mut session, config, &state, &context, &request)
+                .instrument(page_span)
+                .await?;
+            let records = validate_records(self.connector.name(), &page.records, self.limits())?;
+            if let Some(new_state) = &page.state {
+                validate_state(self.connector.name(), new_state, self.limits())?;
+            }
+
+            // 1. records durable in the sink ...
+            position.offset_bytes = sink.append_durably(&page.records)?;
+            position.records += records;
+            if let Some(new_state) = page.state {
+                state = Some(new_state);
+            }
+            // 2. ... then the checkpoint that covers them.
+            let pending = (page.next != Next::Done).then_some(&page.next);
+            self.commit(&key, mode, &state, pending, &context, &position)
+                .await?;
+            self.summary.pages += 1;
+            self.summary.records += records;
+            tracing::debug!(records, total = position.records, "Page committed.");
+            next = page.next;
+        }
+        if session.dropped_log_lines() > 0 {
+            tracing::warn!(
+                dropped = session.dropped_log_lines(),
+                "Connector exceeded its log budget; lines were dropped."
+            );
+        }
+        self.summary.records_total = position.records;
+        tracing::info!(
+            records = self.summary.records,
+            pages = self.summary.pages,
+            "Stream sync complete."
+        );
+        Ok(())
+    }
+
+    /// Decides how the sync starts from the last checkpoint.
+    fn origin(&self, checkpoint: Option<Checkpoint>) -> Origin {
+        let mode = if self.options.full_refresh || !self.stream.supports_incremental() {
+            SyncMode::FullRefresh
+        } else {
+            SyncMode::Incremental
+        };
+        let fresh_context = || RunContext {
+            run_id: new_run_id(),
+            started_at_ms: now_ms(),
+        };
+        let Some(checkpoint) = checkpoint else {
+            return Origin {
+                start: Start::Fresh,
+                mode,
+                state: None,
+                context: fresh_context(),
+                pending: None,
+                output: SinkPosition {
+                    offset_bytes: 0,
+                    records: 0,
+                },
+            };
+        };
+        if checkpoint.pending.is_some() && checkpoint.mode == mode {
+            return Origin {
+                start: Start::Resumed,
+                mode,
+                state: checkpoint.state,
+                context: checkpoint.context,
+                pending: checkpoint.pending,
+                output: checkpoint.output,
+            };
+        }
+        match mode {
+            SyncMode::Incremental if checkpoint.state.is_some() => Origin {
+                start: Start::Incremental,
+                mode,
+                state: checkpoint.state,
+                context: fresh_context(),
+                pending: None,
+                output: checkpoint.output,
+            },
+            // Full refresh, or nothing to resume from: read everything again. The committed
+            // output stays until the new sync commits its first checkpoint.
+            _ => Origin {
+                start: Start::Fresh,
+                mode,
+                state: None,
+                context: fresh_context(),
+                pending: None,
+                output: checkpoint.output,
+            },
+        }
+    }
+
+    /// Sends `request` and turns its response into a page.
+    async fn fetch_page(
+        &mut self,
+        session: &mut Session,
+        config: &str,
+        state: &Option<String>,
+        context: &RunContext,
+        request: &ConnectorRequest,
+    ) -> Result<crate::protocol::Page, Error> {
+        let http_request = to_http_request(self.connector.name(), request)?;
+        let target = format!(
+            "{} {}{}",
+            http_request.method,
+            http_request.url.host_str().unwrap_or_default(),
+            http_request.url.path()
+        );
+        self.summary.requests += 1;
+        let response = self
+            .transport
+            .send(http_request)
+            .await
+            .map_err(|source| Error::Http {
+                context: format!("request `{target}`"),
+                source,
+            })?;
+        tracing::debug!(
+            status = response.status,
+            bytes = response.body.len(),
+            "Response received."
+        );
+        Ok(session
+            .next_page(
+                config,
+                &self.stream.name,
+                state.as_deref(),
+                context,
+                request,
+                response,
+            )
+            .await?)
+    }
+
+    async fn commit(
+        &self,
+        key: &StreamKey,
+        mode: SyncMode,
+        state: &Option<String>,
+        pending: Option<&Next>,
+        context: &RunContext,
+        position: &SinkPosition,
+    ) -> Result<(), Error> {
+        let checkpoint = Checkpoint {
+            mode,
+            state: state.clone(),
+            pending: pending.cloned(),
+            context: context.clone(),
+            output: position.clone(),
+            committed_at_ms: now_ms(),
+        };
+        Ok(self.store.commit(key, &checkpoint).await?)
+    }
+}
+
+/// A new run id: time-ordered and unique enough to tell runs apart in logs.
+fn new_run_id() -> String {
+    format!("{:x}-{:08x}", now_ms(), rand::random::<u32>())
+}
+
+/// Turns a guest's request into one the transport can send; a malformed URL or method is the
+/// connector's bug.
+fn to_http_request(connector: &str, request: &ConnectorRequest) -> Result<HttpRequest, Error> {
+    let protocol = |detail: String| {
+        Error::Sandbox(sandbox::Error::Protocol {
+            connector: connector.to_owned(),
+            call: "next-page",
+            detail,
+        })
+    };
+    let mut url = url::Url::parse(&request.url)
+        .map_err(|error| protocol(format!("invalid request URL {:?}: {error}", request.url)))?;
+    if !request.query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (name, value) in &request.query {
+            pairs.append_pair(name, value);
+        }
+    }
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| protocol(format!("invalid HTTP method {:?}", request.method)))?;
+    Ok(HttpRequest {
+        method,
+        url,
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+        authenticate: request.authenticate,
+        idempotent: request.idempotent,
+    })
+}
+
+/// Checks a page's records (one JSON object per line, within the limits) before anything is
+/// written; returns how many there are.
+fn validate_records(connector: &str, lines: &str, limits: &Limits) -> Result<u64, Error> {
+    let protocol = |detail: String| {
+        Error::Sandbox(sandbox::Error::Protocol {
+            connector: connector.to_owned(),
+            call: "next-page",
+            detail,
+        })
+    };
+    if lines.len() as u64 > limits.max_page_bytes {
+        return Err(protocol(format!(
+            "a page of {} bytes of records exceeds max_page_bytes = {}",
+            lines.len(),
+            limits.max_page_bytes
+        )));
+    }
+    let mut count = 0u64;
+    for (index, line) in lines.split('\n').enumerate() {
+        if line.is_empty() && index > 0 && lines.ends_with('\n') {
+            continue;
+        }
+        if line.trim().is_empty() {
+            if lines.is_empty() {
+                break;
+            }
+            return Err(protocol(format!("record line {} is empty", index + 1)));
+        }
+        if !line.trim_start().starts_with('{') {
+            return Err(protocol(format!(
+                "record line {} is not a JSON object: {}",
+                index + 1,
+                excerpt(line)
+            )));
+        }
+        if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(line) {
+            return Err(protocol(format!(
+                "record line {} is not valid JSON ({error}): {}",
+                index + 1,
+                excerpt(line)
+            )));
+        }
+        count += 1;
+        if count > limits.max_records_per_page {
+            return Err(protocol(format!(
+                "a page has more than max_records_per_page = {} records",
+                limits.max_records_per_page
+            )));
+        }
+    }
+    Ok(count)
+}
+
+/// Checks a new checkpoint state: JSON, within the size limit.
+fn validate_state(connector: &str, state: &str, limits: &Limits) -> Result<(), Error> {
+    let protocol = |detail: String| {
+        Error::Sandbox(sandbox::Error::Protocol {
+            connector: connector.to_owned(),
+            call: "next-page",
+            detail,
+        })
+    };
+    if state.len() as u64 > limits.max_state_bytes {
+        return Err(protocol(format!(
+            "checkpoint state of {} bytes exceeds max_state_bytes = {}",
+            state.len(),
+            limits.max_state_bytes
+        )));
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(state)
+        .map(|_| ())
+        .map_err(|error| protocol(format!("checkpoint state is not valid JSON: {error}")))
+}
+
+fn excerpt(text: &str) -> String {
+    let mut end = text.len().min(80);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_counted_and_bad_lines_named() {
+        let limits = Limits::default();
+        assert_eq!(validate_records("c", "", &limits).unwrap(), 0);
+        assert_eq!(validate_records("c", "{\"a\":1}", &limits).unwrap(), 1);
+        assert_eq!(validate_records("c", "{}\n{}\n", &limits).unwrap(), 2);
+        let error = validate_records("c", "{}\n[1]\n", &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("record line 2 is not a JSON object"),
+            "{error}"
+        );
+        let error = validate_records("c", "{\"a\":}", &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("record line 1 is not valid JSON"), "{error}");
+        let error = validate_records("c", "{}\n\n{}", &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("record line 2 is empty"), "{error}");
+    }
+
+    #[test]
+    fn record_limits_are_enforced_before_writing() {
+        let limits = Limits {
+            max_records_per_page: 2,
+            ..Limits::default()
+        };
+        let error = validate_records("c", "{}\n{}\n{}", &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_records_per_page = 2"), "{error}");
+    }
+
+    #[test]
+    fn query_pairs_are_appended_to_the_url() {
+        let request = ConnectorRequest {
+            method: "GET".into(),
+            url: "http://h/p?a=1".into(),
+            query: vec![("b".into(), "x y".into())],
+            headers: vec![],
+            body: None,
+            authenticate: false,
+            idempotent: false,
+        };
+        let http_request = to_http_request("c", &request).unwrap();
+        assert_eq!(http_request.url.as_str(), "http://h/p?a=1&b=x+y");
+    }
+}

@@ -1,0 +1,105 @@
+//! Sluice's end-to-end tests: the single integration test binary (it links once).
+//!
+//! Compiled as the `all` test of `sluice-host`, so it can start the real `sluice` binary
+//! (`CARGO_BIN_EXE_sluice`) and also drive the library in-process. Every test runs against
+//! the in-process mock API on 127.0.0.1 ([`sluice_tests::mock::MockApi`]), real components,
+//! and a real sled store in a temporary directory. Nothing here touches the internet.
+
+mod cli;
+mod crash_resume;
+mod egress;
+mod github;
+mod hostile;
+mod incremental;
+mod load_errors;
+mod rest_pagination;
+mod sdk_third_party;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sluice_tests::cli::{CmdOutput, RunSummary, Sluice, run_args};
+use sluice_tests::connection::Connection;
+use tempfile::TempDir;
+
+/// The `sluice` binary built for this test run.
+pub fn sluice() -> Sluice {
+    Sluice::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A temporary directory laid out for one connection: its file, its state and its output.
+pub struct Workspace {
+    dir: TempDir,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Workspace {
+    /// A fresh, empty workspace.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("sluice-test-")
+                .tempdir()
+                .expect("create a temporary directory"),
+        }
+    }
+
+    /// The workspace root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The checkpoint directory (`<root>/state`).
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The output directory (`<root>/output`).
+    pub fn output(&self) -> PathBuf {
+        self.dir.path().join("output")
+    }
+
+    /// The output file of `stream`.
+    pub fn output_file(&self, stream: &str) -> PathBuf {
+        self.output().join(format!("{stream}.jsonl"))
+    }
+
+    /// Writes `connection` as `<root>/connection.toml`.
+    pub fn write(&self, connection: &Connection) -> PathBuf {
+        connection.write(self.dir.path())
+    }
+
+    /// `sluice run --json` of `connector` with this workspace's connection, state and output,
+    /// expected to succeed.
+    #[track_caller]
+    pub fn run(&self, connector: &str) -> RunSummary {
+        let output = self.run_output(connector);
+        output.assert_success();
+        output.json()
+    }
+
+    /// `sluice run --json` of `connector`, whatever its outcome.
+    pub fn run_output(&self, connector: &str) -> CmdOutput {
+        sluice().cmd(self.run_args(connector)).output()
+    }
+
+    /// The arguments of `sluice run` for this workspace.
+    pub fn run_args(&self, connector: &str) -> Vec<String> {
+        run_args(
+            connector,
+            &self.path().join("connection.toml"),
+            &self.state(),
+            &self.output(),
+        )
+    }
+
+    /// The records written for `stream`.
+    pub fn records(&self, stream: &str) -> Vec<Value> {
+        sluice_tests::files::read_jsonl(&self.output_file(stream))
+    }
+}
