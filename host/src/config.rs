@@ -17,12 +17,12 @@ use crate::secrets::AuthConfig;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read connection file `{}`: {source}", path.display())]
+    #[error("cannot read connection file `{}`: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (part of the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// The file is not valid TOML or has unknown or mistyped keys.
     #[error("connection file `{}` is invalid: {detail}", path.display())]
@@ -100,9 +100,9 @@ pub struct Connection {
 impl Connection {
     /// Reads and parses the connection file at `path`.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(&text, path)
     }

@@ -1,9 +1,9 @@
 //! Exactly-once output across crashes: `sluice run` is killed with SIGKILL in the middle of a
 //! sync, run again, and the output file must be byte-identical to that of an uninterrupted run.
 //!
-//! The mock holds every request for a short delay. A kill "after k pages" happens once request
-//! k + 1 has reached the mock (so pages 1..=k were answered and processed and request k + 1 is in
-//! flight), plus a seeded jitter shorter than the delay. After each kill a torn partial record
+//! A kill "after k pages" happens once request k + 1 has reached the mock, which holds it
+//! unanswered (so pages 1..=k were answered and committed and request k + 1 is in flight), plus a
+//! seeded jitter. Another test kills at unaligned random instants instead. After each kill a torn partial record
 //! is appended to the output, as a crash in the middle of a write would leave it.
 
 use std::time::Duration;
@@ -20,8 +20,6 @@ use crate::{Workspace, sluice};
 const RECORDS: u64 = 147;
 const PAGE_SIZE: u64 = 10;
 const PAGES: u64 = 15;
-/// How long the mock holds each request while a kill is pending.
-const DELAY: Duration = Duration::from_millis(40);
 /// Bound on waiting for the mock to see a request (a guard against hangs, not a speed target).
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -44,21 +42,23 @@ fn reference_output(style: Style) -> Vec<u8> {
     bytes
 }
 
-/// Starts `sluice run` and SIGKILLs it after `pages` more pages were answered.
+/// Starts `sluice run` and SIGKILLs it after `pages` more pages were answered, while the mock
+/// holds the next request unanswered (so the kill lands at a known point whatever the load).
 fn kill_after(ws: &Workspace, mock: &MockApi, pages: u64, jitter: Duration) {
-    assert!(jitter < DELAY, "the kill must land while a request is held");
-    mock.set_delay(DELAY);
     let before = mock.request_count();
-    let child = sluice().cmd(ws.run_args("rest")).spawn();
     let target = before + usize::try_from(pages).expect("small") + 1;
+    mock.hold_from(target);
+    let child = sluice().cmd(ws.run_args("rest")).spawn();
     assert!(
         mock.wait_for_requests(target, WAIT),
         "the sync never sent request {target} (saw {})",
         mock.request_count()
     );
     wait::pause(jitter);
+    let killed = child.kill();
+    mock.release();
     assert!(
-        child.kill().is_some(),
+        killed.is_some(),
         "the sync finished by itself before it could be killed"
     );
     tear_output(ws);
@@ -80,7 +80,6 @@ fn tear_output(ws: &Workspace) {
 
 /// Runs the interrupted sync to completion and checks it resumed where it stopped.
 fn resume(ws: &Workspace, mock: &MockApi, pages_left: u64) {
-    mock.set_delay(Duration::ZERO);
     let before = mock.request_count();
     let summary = ws.run("rest");
     let stream = summary.stream("items");
@@ -141,7 +140,7 @@ fn crash_resume_at_seeded_random_points() {
     let style = styles[usize::try_from(rng.range(0, styles.len() as u64)).expect("small")];
     let first = rng.range(1, PAGES - 2);
     let second = rng.range(first + 1, PAGES);
-    let jitters = [rng.range(0, 39), rng.range(0, 39)].map(Duration::from_millis);
+    let jitters = [rng.range(0, 50), rng.range(0, 50)].map(Duration::from_millis);
     eprintln!(
         "seed {seed:#x}: {style:?}, kills after pages {first} and {second}, jitters {jitters:?}"
     );

@@ -18,6 +18,8 @@ use sluice_tests::{
 // Every guest in `tests/guests` has a test of the same name (wasmtime's `assert_test_exists`).
 #[allow(unused_imports, reason = "only checks that the test exists")]
 use crate::egress::hostile_disallowed_host;
+#[allow(unused_imports, reason = "only checks that the test exists")]
+use crate::sandbox::hostile_abuse;
 macro_rules! assert_test_exists {
     ($name:ident) => {
         const _: fn() = $name;

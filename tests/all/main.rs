@@ -4,6 +4,9 @@
 //! (`CARGO_BIN_EXE_sluice`) and also drive the library in-process. Every test runs against
 //! the in-process mock API on 127.0.0.1 ([`sluice_tests::mock::MockApi`]), real components,
 //! and a real sled store in a temporary directory. Nothing here touches the internet.
+//!
+//! Run with `cargo test -p sluice-host --test all`; `SLUICE_TEST_SEED=<n>` replays the seeded
+//! crash tests with other kill points (the seed in use is printed on failure).
 
 mod cli;
 mod crash_resume;
@@ -12,7 +15,9 @@ mod github;
 mod hostile;
 mod incremental;
 mod load_errors;
+mod network;
 mod rest_pagination;
+mod sandbox;
 mod sdk_third_party;
 
 use std::path::{Path, PathBuf};

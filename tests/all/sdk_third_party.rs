@@ -183,6 +183,13 @@ fn build(dir: &Path) -> PathBuf {
         }
     }
     cmd.env("CARGO_TARGET_DIR", GUESTS_TARGET_DIR);
+    // `tests/build.rs` builds the guests with `-D warnings` in CI; the same flags keep their
+    // compiled dependencies reusable (a change of RUSTFLAGS rebuilds everything).
+    let ci = std::env::var_os("CI")
+        .is_some_and(|value| !matches!(value.to_str(), Some("" | "0" | "false")));
+    if ci {
+        cmd.env("RUSTFLAGS", "-D warnings");
+    }
 
     let mut child = cmd.spawn().expect("start cargo");
     let stderr = child.stderr.take().expect("piped");

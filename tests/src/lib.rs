@@ -20,6 +20,7 @@ pub mod dataset;
 pub mod files;
 pub mod mock;
 pub mod rng;
+pub mod scripted;
 pub mod wait;
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));

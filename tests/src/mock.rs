@@ -14,8 +14,9 @@
 //!
 //! And `GET /repos/{owner}/{repo}/issues`, shaped like GitHub's REST API (see [`GithubRepo`]).
 //!
-//! Every request is logged (method, path, query, headers) before the optional per-request delay,
-//! and counted as served after its response is produced.
+//! Every request is logged (method, path, query, headers) before the optional per-request delay
+//! and the optional gate ([`MockApi::hold_from`]), and counted as served after its response is
+//! produced.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use crate::dataset::{self, BASE_EPOCH_SECS, iso8601};
 use crate::wait;
@@ -43,6 +44,8 @@ pub const MAX_PAGE_SIZE: usize = 100;
 pub const GITHUB_DEFAULT_PER_PAGE: usize = 30;
 /// GitHub's maximum `per_page`.
 pub const GITHUB_MAX_PER_PAGE: usize = 100;
+/// Longest a request is held by [`MockApi::hold_from`] (a guard: tests release or drop sooner).
+pub const MAX_HOLD: Duration = Duration::from_secs(60);
 /// Mask that makes cursor tokens opaque (they encode an offset).
 const CURSOR_MASK: u64 = 0x5eed_cafe_f00d;
 
@@ -103,6 +106,8 @@ pub struct GithubRepo {
 struct Inner {
     records: Vec<Value>,
     delay: Duration,
+    /// Requests whose arrival number (1-based) is at least this are held until released.
+    hold_from: Option<usize>,
     log: Vec<LoggedRequest>,
     served: usize,
     github: Option<GithubState>,
@@ -117,6 +122,8 @@ struct GithubState {
 struct Shared {
     addr: SocketAddr,
     inner: Mutex<Inner>,
+    /// Wakes held requests when the gate changes.
+    gate: Notify,
 }
 
 impl Shared {
@@ -147,10 +154,12 @@ impl MockApi {
             inner: Mutex::new(Inner {
                 records: dataset::records(records),
                 delay: Duration::ZERO,
+                hold_from: None,
                 log: Vec::new(),
                 served: 0,
                 github: None,
             }),
+            gate: Notify::new(),
         });
         let app = router(Arc::clone(&shared));
         let (tx, rx) = oneshot::channel::<()>();
@@ -239,6 +248,20 @@ impl MockApi {
         self.shared.lock().delay = delay;
     }
 
+    /// Holds every request from the `n`-th to arrive (1-based, counting from the start of the
+    /// log) without answering it, until [`MockApi::release`] (or [`MAX_HOLD`] passes). A test can
+    /// then kill the client while it is certainly waiting for that response.
+    pub fn hold_from(&self, n: usize) {
+        self.shared.lock().hold_from = Some(n);
+        self.shared.gate.notify_waiters();
+    }
+
+    /// Answers the held requests and stops holding new ones.
+    pub fn release(&self) {
+        self.shared.lock().hold_from = None;
+        self.shared.gate.notify_waiters();
+    }
+
     /// A snapshot of the request log, oldest first.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.lock().log.clone()
@@ -249,7 +272,8 @@ impl MockApi {
         self.shared.lock().log.len()
     }
 
-    /// Number of requests answered so far.
+    /// Number of requests answered so far. A request whose client went away while it was
+    /// delayed or held may never be answered, so this can stay below [`MockApi::request_count`].
     pub fn served_count(&self) -> usize {
         self.shared.lock().served
     }
@@ -345,13 +369,24 @@ async fn log_and_delay(
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect(),
     };
-    let delay = {
+    let (number, delay) = {
         let mut inner = shared.lock();
         inner.log.push(entry);
-        inner.delay
+        (inner.log.len(), inner.delay)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    let held_since = tokio::time::Instant::now();
+    loop {
+        // Register interest before checking, so a release in between is not missed.
+        let released = shared.gate.notified();
+        let held = shared.lock().hold_from.is_some_and(|from| number >= from);
+        let remaining = MAX_HOLD.saturating_sub(held_since.elapsed());
+        if !held || remaining.is_zero() {
+            break;
+        }
+        let _ = tokio::time::timeout(remaining, released).await;
     }
     let response = next.run(request).await;
     shared.lock().served += 1;
@@ -923,6 +958,23 @@ mod tests {
             .collect();
         assert_eq!(numbers, vec![7, 3]);
         assert_eq!(body[0]["title"], "Issue 7 (edited)");
+    }
+
+    #[test]
+    fn hold_from_holds_until_released() {
+        let mock = Arc::new(MockApi::start(3));
+        mock.hold_from(2);
+        assert_eq!(get(&mock, "/none/items", &[]).0, 200);
+        let held = {
+            let mock = Arc::clone(&mock);
+            std::thread::spawn(move || get(&mock, "/none/items", &[]).0)
+        };
+        assert!(mock.wait_for_requests(2, Duration::from_secs(10)));
+        wait::pause(Duration::from_millis(50));
+        assert_eq!(mock.served_count(), 1, "the second request is held");
+        mock.release();
+        assert_eq!(held.join().expect("client thread"), 200);
+        assert_eq!(mock.served_count(), 2);
     }
 
     fn urlencode(s: &str) -> String {

@@ -17,9 +17,9 @@ impl JsonlSink {
     /// Opens `path` and cuts it back to `committed_bytes`, the position of the last committed
     /// checkpoint: whatever a crashed run wrote after it is fetched again.
     pub fn open(path: &Path, committed_bytes: u64) -> Result<Self, Error> {
-        let io = |source| Error::Io {
+        let io = |error| Error::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
@@ -73,9 +73,9 @@ impl JsonlSink {
     }
 
     fn truncate_to(&mut self, offset_bytes: u64) -> Result<(), Error> {
-        let io = |source| Error::Io {
+        let io = |error| Error::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         self.file.set_len(offset_bytes).map_err(io)?;
         self.file.seek(SeekFrom::Start(offset_bytes)).map_err(io)?;
@@ -89,9 +89,9 @@ impl JsonlSink {
         if lines.is_empty() {
             return Ok(self.offset_bytes);
         }
-        let io = |source| Error::Io {
+        let io = |error| Error::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         let mut written = lines.len() as u64;
         self.file.write_all(lines.as_bytes()).map_err(io)?;

@@ -13,12 +13,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// The output file could not be opened, written or flushed.
-    #[error("cannot write output file `{}`: {source}", path.display())]
+    #[error("cannot write output file `{}`: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (part of the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// The output file is shorter than the checkpoint says: someone changed it.
     #[error(
