@@ -84,6 +84,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what a connector is, imports and exports, and (with --config) which hosts and
+    /// streams it declares; every load-time check runs as for a sync.
+    Inspect {
+        /// Bundled connector name (`rest`, `github`) or path to a `.wasm` component.
+        connector: String,
+        /// A connection file, to also list the hosts and streams declared under its config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect or reset saved checkpoints.
     State {
         #[command(subcommand)]
@@ -218,6 +230,22 @@ async fn execute(command: Command) -> Result<()> {
                 }
             }
             outcome.map(drop).map_err(Into::into)
+        }
+        Command::Inspect {
+            connector,
+            config,
+            json,
+        } => {
+            let connection = config.as_deref().map(Connection::load).transpose()?;
+            let runtime = Runtime::new()?;
+            let inspection =
+                crate::inspect::inspect(&runtime, &connector, connection.as_ref()).await?;
+            if json {
+                print_json(&inspection)
+            } else {
+                print!("{}", crate::inspect::render(&inspection));
+                Ok(())
+            }
         }
         Command::State { action } => match action {
             StateAction::List { state } => {

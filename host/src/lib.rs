@@ -6,12 +6,12 @@
 //!
 //! - [`sandbox`] and [`host_impl`]: the wasmtime engine, per-call limits, and the adapter between
 //!   guest data and host types. Nothing else imports wasmtime.
-//! - [`http`], [`retry`], [`secrets`]: the transport every guest request goes through (egress
-//!   policy, credentials, timeouts, size caps, retries).
+//! - [`http`], [`retry`], [`rate_limit`], [`secrets`]: the transport every guest request goes
+//!   through (egress policy, rate limits, credentials, timeouts, size caps, retries).
 //! - [`checkpoint`] and [`sink`]: durable state and output, committed in the order that makes
 //!   resume exact.
 //! - [`sync`]: the loop that ties one stream together; the only place that knows that order.
-//! - [`config`], [`cli`], [`demo`]: the operator's edge.
+//! - [`config`], [`cli`], [`demo`], [`inspect`]: the operator's edge.
 
 pub mod bundled;
 pub mod checkpoint;
@@ -21,7 +21,9 @@ pub mod connector;
 pub mod demo;
 pub mod host_impl;
 pub mod http;
+pub mod inspect;
 pub mod protocol;
+pub mod rate_limit;
 pub mod retry;
 pub mod sandbox;
 pub mod secrets;

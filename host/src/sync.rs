@@ -16,8 +16,8 @@ use tracing::Instrument;
 use crate::checkpoint::{self, Checkpoint, CheckpointStore, SinkPosition, StreamKey};
 use crate::config::Connection;
 use crate::connector::{Connector, Session, now_ms};
-use crate::http::{self, AllowedHosts, EgressPolicy, HttpRequest, Transport};
-use crate::protocol::{ConnectorRequest, Next, RunContext, StreamInfo, SyncMode};
+use crate::http::{self, AllowedHosts, EgressPolicy, HttpRequest, Transport, TransportStats};
+use crate::protocol::{ConnectorRequest, Next, RateLimitHint, RunContext, StreamInfo, SyncMode};
 use crate::sandbox::{self, Limits, Runtime};
 use crate::sink::{self, JsonlSink};
 
@@ -73,10 +73,15 @@ pub struct StreamSummary {
     pub pages: u64,
     /// Requests sent in this run.
     pub requests: u64,
+    /// Guest log lines dropped because the connector spent its log budget
+    /// (`max_log_lines_per_sync`).
+    pub guest_log_lines_dropped: u64,
     /// The output file.
     pub output: PathBuf,
     /// Why the stream failed, if it did.
     pub error: Option<String>,
+    /// The stable key of that failure ([`Error::kind`]), e.g. `memory_limit_exceeded`.
+    pub error_kind: Option<&'static str>,
 }
 
 /// The outcome of a run.
@@ -92,6 +97,8 @@ pub struct RunSummary {
     pub requests: u64,
     /// Retried attempts in total.
     pub retries: u64,
+    /// What the HTTP transport did: attempts, retries, 429s, time waited, bytes.
+    pub http: TransportStats,
     /// Where the checkpoints are.
     pub state_dir: PathBuf,
     /// Where the output is.
@@ -117,12 +124,12 @@ pub enum Error {
     #[error(transparent)]
     Sink(#[from] sink::Error),
     /// The HTTP transport could not be set up, or a request failed for good.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Http {
         /// What was being done.
         context: String,
-        /// The transport error.
-        source: http::Error,
+        /// The transport error (part of the message, so not also a `source`).
+        error: http::Error,
     },
     /// A credential could not be resolved.
     #[error(transparent)]
@@ -159,6 +166,24 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// A stable key for logs, metrics and tests (`error.type`): the sandbox's or the HTTP
+    /// transport's own key, or the name of a per-sync limit.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Sandbox(error) => error.kind(),
+            Error::Config(_) => "config",
+            Error::Checkpoint(_) => "checkpoint",
+            Error::Sink(_) => "sink",
+            Error::Http { error, .. } => error.kind(),
+            Error::Secret(_) => "secret",
+            Error::UnknownStream { .. } => "unknown_stream",
+            Error::Limit { limit, .. } => limit,
+            Error::StreamsFailed { .. } => "streams_failed",
+        }
+    }
+}
+
 /// Syncs the selected streams of `connection` with `connector`. Streams run one after the
 /// other; a failing stream does not stop the others, and the run then returns
 /// [`Error::StreamsFailed`] with the summary of what completed.
@@ -183,13 +208,15 @@ async fn run_inner(
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
     let limits = &connection.limits;
+    // `None` only if the limit is so large that the deadline is not representable: no deadline.
+    let deadline = started.checked_add(Duration::from_secs(limits.max_sync_duration_secs));
     let spec = connector.spec(runtime, limits).await?;
     connection.validate_config(connector.name(), &spec.config_schema)?;
     let config = connection.config_json();
     let catalog = connector.discover(runtime, limits, config).await?;
     let streams = select_streams(&catalog.streams, &options.streams)?;
 
-    let transport = build_transport(connection, &catalog.allowed_hosts)?;
+    let transport = build_transport(connection, &catalog.allowed_hosts, spec.rate_limit)?;
     let store = CheckpointStore::open(&options.state_dir)?;
 
     let mut summaries = Vec::with_capacity(streams.len());
@@ -204,6 +231,7 @@ async fn run_inner(
             transport: &transport,
             store: &store,
             stream,
+            deadline,
             summary: StreamSummary {
                 name: stream.name.clone(),
                 mode: SyncMode::FullRefresh,
@@ -212,8 +240,10 @@ async fn run_inner(
                 records_total: 0,
                 pages: 0,
                 requests: 0,
+                guest_log_lines_dropped: 0,
                 output: options.output_dir.join(format!("{}.jsonl", stream.name)),
                 error: None,
+                error_kind: None,
             },
         };
         let outcome = sync.run().instrument(span).await;
@@ -222,6 +252,7 @@ async fn run_inner(
             tracing::error!(stream = %stream.name, error = %error, "Stream failed; its last checkpoint is intact.");
             failures.push((stream.name.clone(), error.to_string()));
             summary.error = Some(error.to_string());
+            summary.error_kind = Some(error.kind());
         }
         summaries.push(summary);
     }
@@ -232,6 +263,7 @@ async fn run_inner(
         connector: connector.name().to_owned(),
         requests: summaries.iter().map(|stream| stream.requests).sum(),
         retries: stats.retries,
+        http: stats,
         streams: summaries,
         state_dir: options.state_dir.clone(),
         output_dir: options.output_dir.clone(),
@@ -283,11 +315,16 @@ fn select_streams<'a>(
 }
 
 /// The connection's transport: egress policy from the connector's declared hosts narrowed by
-/// the operator, and the credential bound to the declared hosts.
-fn build_transport(connection: &Connection, declared_hosts: &[String]) -> Result<Transport, Error> {
+/// the operator, the credential bound to the declared hosts, and the connector's suggested rate
+/// limit (unless the operator set one).
+fn build_transport(
+    connection: &Connection,
+    declared_hosts: &[String],
+    rate_limit: Option<RateLimitHint>,
+) -> Result<Transport, Error> {
     let http_error = |context: &str| {
         let context = context.to_owned();
-        move |source| Error::Http { context, source }
+        move |error| Error::Http { context, error }
     };
     let declared = AllowedHosts::parse(declared_hosts)
         .map_err(http_error("the connector declared invalid hosts"))?;
@@ -309,6 +346,7 @@ fn build_transport(connection: &Connection, declared_hosts: &[String]) -> Result
         .map(|auth| auth.resolve(policy.declared().clone()))
         .transpose()?;
     Transport::new(&connection.http, policy, credential)
+        .and_then(|transport| transport.with_rate_limit_hint(rate_limit))
         .map_err(http_error("cannot set up the HTTP client"))
 }
 
@@ -321,6 +359,8 @@ struct StreamSync<'a> {
     transport: &'a Transport,
     store: &'a CheckpointStore,
     stream: &'a StreamInfo,
+    /// When the whole sync must end (`max_sync_duration_secs`).
+    deadline: Option<Instant>,
     summary: StreamSummary,
 }
 
@@ -396,6 +436,12 @@ impl StreamSync<'_> {
                     request
                 }
             };
+            if self
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                return Err(self.sync_duration_exceeded());
+            }
             if self.summary.requests >= self.limits().max_requests_per_sync {
                 return Err(Error::Limit {
                     stream: self.stream.name.clone(),
@@ -404,10 +450,19 @@ impl StreamSync<'_> {
                 });
             }
             let page_span = tracing::debug_span!("page", page = self.summary.pages + 1);
-            let page = self
+            let deadline = self.deadline;
+            let fetch = self
                 .fetch_page(&mut session, config, &state, &context, &request)
-                .instrument(page_span)
-                .await?;
+                .instrument(page_span);
+            // A page cut short by the deadline is dropped whole: nothing of it was written,
+            // and the session (which may have been interrupted mid-call) is discarded.
+            let page = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline.into(), fetch).await {
+                    Ok(page) => page?,
+                    Err(_) => return Err(self.sync_duration_exceeded()),
+                },
+                None => fetch.await?,
+            };
             let records = validate_records(self.connector.name(), &page.records, self.limits())?;
             if let Some(new_state) = &page.state {
                 validate_state(self.connector.name(), new_state, self.limits())?;
@@ -425,9 +480,11 @@ impl StreamSync<'_> {
                 .await?;
             self.summary.pages += 1;
             self.summary.records += records;
+            self.summary.records_total = position.records;
             tracing::debug!(records, total = position.records, "Page committed.");
             next = page.next;
         }
+        self.summary.guest_log_lines_dropped = session.dropped_log_lines();
         if session.dropped_log_lines() > 0 {
             tracing::warn!(
                 dropped = session.dropped_log_lines(),
@@ -441,6 +498,14 @@ impl StreamSync<'_> {
             "Stream sync complete."
         );
         Ok(())
+    }
+
+    fn sync_duration_exceeded(&self) -> Error {
+        Error::Limit {
+            stream: self.stream.name.clone(),
+            limit: "max_sync_duration_secs",
+            value: self.limits().max_sync_duration_secs,
+        }
     }
 
     /// Decides how the sync starts from the last checkpoint.
@@ -510,19 +575,18 @@ impl StreamSync<'_> {
     ) -> Result<crate::protocol::Page, Error> {
         let http_request = to_http_request(self.connector.name(), request)?;
         let target = format!(
-            "{} {}{}",
+            "{} {}",
             http_request.method,
-            http_request.url.host_str().unwrap_or_default(),
-            http_request.url.path()
+            http::display_url(&http_request.url)
         );
         self.summary.requests += 1;
         let response = self
             .transport
             .send(http_request)
             .await
-            .map_err(|source| Error::Http {
+            .map_err(|error| Error::Http {
                 context: format!("request `{target}`"),
-                source,
+                error,
             })?;
         tracing::debug!(
             status = response.status,
@@ -716,6 +780,92 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("max_records_per_page = 2"), "{error}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn small_limits() -> Limits {
+            Limits {
+                max_records_per_page: 8,
+                max_page_bytes: 512,
+                max_state_bytes: 64,
+                ..Limits::default()
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Whatever a guest returns as records, validation never panics, and what it
+            /// accepts is within the limits and one JSON object per line.
+            #[test]
+            fn records_validation_accepts_only_bounded_json_objects(
+                lines in "(\\{[a-z0-9\":,\\[\\] ]{0,12}\\}|[ -~]{0,6}|\n){0,16}"
+            ) {
+                let limits = small_limits();
+                if let Ok(count) = validate_records("c", &lines, &limits) {
+                    prop_assert!(count <= limits.max_records_per_page);
+                    prop_assert!(lines.len() as u64 <= limits.max_page_bytes);
+                    let parsed = lines
+                        .split('\n')
+                        .filter(|line| !line.is_empty())
+                        .map(serde_json::from_str::<serde_json::Value>)
+                        .collect::<Result<Vec<_>, _>>();
+                    prop_assert!(parsed.is_ok(), "{lines:?}");
+                    let parsed = parsed.unwrap_or_default();
+                    prop_assert!(parsed.iter().all(serde_json::Value::is_object));
+                    prop_assert_eq!(parsed.len() as u64, count);
+                }
+            }
+
+            /// Arbitrary text as records never panics the host.
+            #[test]
+            fn arbitrary_records_never_panic(lines in "\\PC{0,200}") {
+                let _ = validate_records("c", &lines, &small_limits());
+            }
+
+            /// Accepted state is JSON within `max_state_bytes`.
+            #[test]
+            fn state_validation(state in "\\PC{0,100}") {
+                let limits = small_limits();
+                if validate_state("c", &state, &limits).is_ok() {
+                    prop_assert!(state.len() as u64 <= limits.max_state_bytes);
+                    prop_assert!(serde_json::from_str::<serde::de::IgnoredAny>(&state).is_ok());
+                }
+            }
+
+            /// Any method, URL and query pairs a guest sends either convert or are refused
+            /// as the connector's bug; never a panic, and the query pairs are kept.
+            #[test]
+            fn request_conversion(
+                method in "[A-Z]{0,8}|\\PC{0,8}",
+                url in "(https?://)?\\PC{0,40}",
+                query in proptest::collection::vec(("\\PC{0,8}", "\\PC{0,8}"), 0..4),
+            ) {
+                let request = ConnectorRequest {
+                    method,
+                    url,
+                    query,
+                    headers: vec![],
+                    body: None,
+                    authenticate: false,
+                    idempotent: false,
+                };
+                match to_http_request("c", &request) {
+                    Ok(http_request) => {
+                        let pairs: Vec<(String, String)> = http_request
+                            .url
+                            .query_pairs()
+                            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+                            .collect();
+                        prop_assert!(pairs.ends_with(&request.query), "{pairs:?}");
+                    }
+                    Err(error) => prop_assert_eq!(error.kind(), "guest_protocol_violation"),
+                }
+            }
+        }
     }
 
     #[test]

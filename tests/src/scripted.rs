@@ -307,6 +307,8 @@ impl ScriptedServer {
                     let accept = async {
                         loop {
                             let Ok((stream, _)) = listener.accept().await else {
+                                // Out of descriptors or similar: let the tests' clients finish.
+                                tokio::time::sleep(Duration::from_millis(10)).await;
                                 continue;
                             };
                             let id = thread_shared.connections.fetch_add(1, Ordering::SeqCst);

@@ -1,14 +1,16 @@
 //! The HTTP transport: every byte a connector causes to be sent or received goes through here.
 //!
 //! One [`Transport`] per connection wraps one reqwest client and runs each [`HttpRequest`] through
-//! the pipeline *egress policy → (rate limit, later) → credential → send with timeouts → capped
-//! body → retry*, following redirects itself so that every hop is checked again.
+//! the pipeline *egress policy → rate limit → credential → send with timeouts → capped body →
+//! retry*, following redirects itself so that every hop is checked again.
 //!
 //! - [`EgressPolicy`]: scheme, host allow-lists ([`AllowedHosts`]: declared by the connector,
 //!   narrowed by the operator), user info, and blocked address ranges, checked on IP literals
 //!   and on the addresses names resolve to.
 //! - Credentials ([`crate::secrets::Credential`]) are added by the host, only to requests that
 //!   ask for them and only on the origin they were sent to, never on a redirect elsewhere.
+//! - Every request put on the wire first waits for its host's rate limit
+//!   ([`crate::rate_limit`]), and every response's rate-limit headers adapt it.
 //! - Responses are read with a cap on decompressed bytes and handed back as data
 //!   ([`HttpResponse`]); a non-2xx status is not an error here, the connector decides.
 //!
@@ -26,6 +28,7 @@ mod test_server;
 use serde::Deserialize;
 use url::Url;
 
+use crate::rate_limit::{self, RateLimitConfig};
 use crate::retry::{self, RetryConfig};
 
 pub use allowed_hosts::AllowedHosts;
@@ -120,6 +123,9 @@ pub struct HttpSettings {
     /// The `[http.retry]` table.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// The `[http.rate_limit]` table.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for HttpSettings {
@@ -133,6 +139,7 @@ impl Default for HttpSettings {
             max_redirects: DEFAULT_MAX_REDIRECTS,
             user_agent: default_user_agent(),
             retry: RetryConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -282,6 +289,12 @@ pub enum Error {
     /// An `[http.retry]` setting cannot work.
     #[error(transparent)]
     InvalidRetry(#[from] retry::InvalidConfig),
+    /// An `[http.rate_limit]` setting cannot work.
+    #[error(transparent)]
+    InvalidRateLimit(#[from] rate_limit::InvalidConfig),
+    /// A rate limit would hold the request longer than `max_wait_ms`. Nothing was sent.
+    #[error(transparent)]
+    RateLimitWait(#[from] rate_limit::WaitTooLong),
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot build the HTTP client")]
     Client {
@@ -389,6 +402,17 @@ impl Error {
         matches!(self, Self::Connect { .. })
     }
 
+    /// The key under which a retry after this error is counted in
+    /// [`TransportStats::retries_by_cause`]: `connect`, `timeout`, `connection_lost` (reset or
+    /// closed before a response), `incomplete_body`, or [`kind`](Self::kind) for the others.
+    pub fn retry_cause(&self) -> &'static str {
+        match self {
+            Self::Send { .. } => "connection_lost",
+            Self::Incomplete { .. } => "incomplete_body",
+            other => other.kind(),
+        }
+    }
+
     /// A stable key for logs and metrics (`"error.type"`).
     pub fn kind(&self) -> &'static str {
         match self {
@@ -396,7 +420,9 @@ impl Error {
             Self::InvalidRequest { .. } => "invalid_request",
             Self::InvalidAllowedHost { .. }
             | Self::InvalidSetting { .. }
-            | Self::InvalidRetry(_) => "invalid_config",
+            | Self::InvalidRetry(_)
+            | Self::InvalidRateLimit(_) => "invalid_config",
+            Self::RateLimitWait(_) => "rate_limit_wait",
             Self::Client { .. } => "client",
             Self::Connect { .. } => "connect",
             Self::Timeout { .. } => "timeout",

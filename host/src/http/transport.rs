@@ -1,7 +1,8 @@
 //! [`Transport`]: one reqwest client per connection and the request pipeline around it.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -15,7 +16,9 @@ use super::{
     EgressPolicy, Error, HttpRequest, HttpResponse, HttpSettings, MAX_MAX_RESPONSE_BYTES,
     RequestProblem, body, display_url,
 };
-use crate::retry::{self, AttemptReport, Classify, Outcome, RetryAction, RetryPolicy};
+use crate::protocol::RateLimitHint;
+use crate::rate_limit::{LONG_WAIT, RateLimitConfig, RateLimiter, ServerSignal};
+use crate::retry::{self, AttemptReport, Classify, Outcome, RetryAction, RetryPolicy, RetryReason};
 use crate::secrets::Credential;
 
 /// Headers a connector may not set: credentials and cookies are the host's, `host` must match the
@@ -35,17 +38,26 @@ const RESERVED_HEADERS: [&str; 12] = [
     "upgrade",
 ];
 
-/// Counters of one [`Transport`] since it was created.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counters of one [`Transport`] since it was created (the `http` object of a run summary).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TransportStats {
     /// HTTP requests put on the wire, every attempt and redirect hop included.
     pub requests_sent: u64,
-    /// Attempts repeated after a retryable outcome.
+    /// Requests sent again: attempts repeated after a retryable outcome, plus immediate
+    /// re-sends after a stale pooled connection.
     pub retries: u64,
+    /// [`retries`](Self::retries) by cause: `status_<code>` for a retryable status (`status_429`,
+    /// `status_503`, ...), `connect`, `timeout`, `connection_lost`, `incomplete_body`, and
+    /// `stale_connection` ([`Error::retry_cause`]).
+    pub retries_by_cause: BTreeMap<String, u64>,
     /// `429 Too Many Requests` responses seen.
     pub rate_limited: u64,
-    /// Milliseconds spent waiting between attempts.
+    /// Milliseconds spent waiting in total: backoff between attempts plus rate-limit waits.
     pub waited_ms: u64,
+    /// Requests that had to wait for a rate limit (a quota, or a host on hold).
+    pub rate_limit_waits: u64,
+    /// Milliseconds those requests waited.
+    pub rate_limit_wait_ms: u64,
     /// Response body bytes received, after decompression.
     pub bytes_received: u64,
 }
@@ -56,7 +68,30 @@ struct Counters {
     retries: AtomicU64,
     rate_limited: AtomicU64,
     waited_ms: AtomicU64,
+    rate_limit_waits: AtomicU64,
+    rate_limit_wait_ms: AtomicU64,
     bytes_received: AtomicU64,
+    retries_by_cause: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Counters {
+    fn retried(&self, cause: &str) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        let mut causes = self
+            .retries_by_cause
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match causes.get_mut(cause) {
+            Some(count) => *count += 1,
+            None => {
+                causes.insert(cause.to_owned(), 1);
+            }
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Sends a connection's requests: policy, credential, timeouts, capped bodies, redirects and
@@ -70,6 +105,8 @@ pub struct Transport {
     retry: RetryPolicy,
     max_response_bytes: u64,
     max_redirects: u32,
+    rate_limit_config: RateLimitConfig,
+    rate_limit: RateLimiter,
     counters: Counters,
 }
 
@@ -78,9 +115,12 @@ impl Transport {
     ///
     /// The client never uses a proxy from the environment, follows no redirect on its own
     /// (the transport does, re-checking each hop), resolves names through the egress policy,
-    /// decompresses gzip, brotli, zstd and deflate, and keeps no cookies. Fails when a setting
-    /// cannot work (a zero timeout, a cap of zero or above [`MAX_MAX_RESPONSE_BYTES`], a
-    /// `user_agent` that is not a valid header value) or TLS cannot be set up.
+    /// decompresses gzip, brotli, zstd and deflate, and keeps no cookies. Requests are rate
+    /// limited per host by the operator's `[http.rate_limit]` only; see
+    /// [`with_rate_limit_hint`](Self::with_rate_limit_hint) for the connector's suggestion. Fails
+    /// when a setting cannot work (a zero timeout, a cap of zero or above
+    /// [`MAX_MAX_RESPONSE_BYTES`], a `user_agent` that is not a valid header value, a zero rate)
+    /// or TLS cannot be set up.
     pub fn new(
         settings: &HttpSettings,
         policy: EgressPolicy,
@@ -115,6 +155,7 @@ impl Transport {
                 reason: "it must be printable ASCII",
             })?;
         let retry = RetryPolicy::new(&settings.retry)?;
+        let rate_limit = RateLimiter::new(&settings.rate_limit, None)?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -141,8 +182,22 @@ impl Transport {
             retry,
             max_response_bytes: settings.max_response_bytes,
             max_redirects: settings.max_redirects,
+            rate_limit_config: settings.rate_limit.clone(),
+            rate_limit,
             counters: Counters::default(),
         })
+    }
+
+    /// Applies the rate the connector suggests in its spec, unless the operator set `requests`
+    /// in `[http.rate_limit]` or turned hints off (`use_connector_hint = false`).
+    pub fn with_rate_limit_hint(mut self, hint: Option<RateLimitHint>) -> Result<Self, Error> {
+        self.rate_limit = RateLimiter::new(&self.rate_limit_config, hint)?;
+        Ok(self)
+    }
+
+    /// The per-host rate limiter.
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.rate_limit
     }
 
     /// The egress policy in force.
@@ -169,20 +224,38 @@ impl Transport {
             });
         }
         self.policy.check_url(&request.url)?;
-        // Rate limiting (per connection and upstream host) goes here.
+        // The rate limit is waited for in `attempt`, before each request put on the wire: every
+        // retry and redirect hop is a request too, and a 429 must hold the retry that follows.
         let idempotent = request.idempotent || request.method.is_idempotent();
+        let host = display_host(&request.url);
         let span = tracing::debug_span!(
             "request",
             method = %request.method,
-            host = %display_host(&request.url),
+            host = %host,
             path = request.url.path(),
         );
+        let target = Target {
+            method: request.method.as_str(),
+            host: &host,
+            path: request.url.path(),
+        };
         let (request, headers) = (&request, &headers);
+        // Why the last attempt failed, for counting its retry by cause.
+        let last_failure: Mutex<Option<&'static str>> = Mutex::new(None);
+        let last_failure = &last_failure;
         self.retry
             .run(
                 idempotent,
-                |attempt| self.attempt(request, headers, attempt),
-                |report| self.record(report),
+                |attempt| async move {
+                    let result = self.attempt(request, headers, attempt).await;
+                    let cause = result.as_ref().err().map(Error::retry_cause);
+                    *last_failure.lock().unwrap_or_else(|e| e.into_inner()) = cause;
+                    result
+                },
+                |report| {
+                    let cause = *last_failure.lock().unwrap_or_else(|e| e.into_inner());
+                    self.record(&target, report, cause);
+                },
             )
             .instrument(span)
             .await
@@ -191,11 +264,19 @@ impl Transport {
     /// What the transport has done so far.
     pub fn stats(&self) -> TransportStats {
         let c = &self.counters;
+        let retries_by_cause = c
+            .retries_by_cause
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         TransportStats {
             requests_sent: c.requests_sent.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
+            retries_by_cause,
             rate_limited: c.rate_limited.load(Ordering::Relaxed),
             waited_ms: c.waited_ms.load(Ordering::Relaxed),
+            rate_limit_waits: c.rate_limit_waits.load(Ordering::Relaxed),
+            rate_limit_wait_ms: c.rate_limit_wait_ms.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
         }
     }
@@ -241,8 +322,18 @@ impl Transport {
         let mut body = request.body.clone();
         let mut headers = connector_headers.clone();
         let mut redirects = 0;
+        let mut stale_resent = false;
         loop {
             let shown = display_url(&url);
+            let host = display_host(&url);
+            let waited = self.rate_limit.acquire(&host).await?;
+            if !waited.is_zero() {
+                let waited_ms = millis(waited);
+                let c = &self.counters;
+                c.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+                c.rate_limit_wait_ms.fetch_add(waited_ms, Ordering::Relaxed);
+                c.waited_ms.fetch_add(waited_ms, Ordering::Relaxed);
+            }
             let mut wire_url = url.clone();
             let mut wire_headers = headers.clone();
             if let Some(credential) = &self.credential
@@ -258,6 +349,26 @@ impl Transport {
             self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);
             let response = match self.client.execute(wire).await {
                 Ok(response) => response,
+                Err(source)
+                    if !stale_resent
+                        && (request.idempotent || method.is_idempotent())
+                        && is_stale_connection(&source) =>
+                {
+                    // The server closed a kept-alive connection as the request went out on it:
+                    // send it once more at once, on a new connection, whatever `[http.retry]`
+                    // says. Only for idempotent requests: the server may have seen this one.
+                    stale_resent = true;
+                    self.counters.retried("stale_connection");
+                    tracing::debug!(
+                        attempt,
+                        method = %method,
+                        host = %host,
+                        path = url.path(),
+                        error = %source,
+                        "Connection closed before any response; sending again on a new connection."
+                    );
+                    continue;
+                }
                 Err(source) => {
                     let error = send_error(source, shown);
                     tracing::debug!(attempt, error = %error, "HTTP request failed.");
@@ -265,6 +376,12 @@ impl Transport {
                 }
             };
             let status = response.status();
+            let signal = ServerSignal::from_headers(
+                status.as_u16(),
+                |name| response.headers().get(name).and_then(|v| v.to_str().ok()),
+                SystemTime::now(),
+            );
+            self.rate_limit.observe(&host, signal);
             let location = response.headers().get(header::LOCATION);
             if let (true, Some(location)) = (is_followed_redirect(status), location) {
                 if redirects == self.max_redirects {
@@ -351,8 +468,10 @@ impl Transport {
             .collect()
     }
 
-    /// Counts and logs one retry decision.
-    fn record(&self, report: &AttemptReport) {
+    /// Counts and logs one attempt and the decision after it: every attempt is one `debug`
+    /// event with the method, host, path (never the query), status or error, attempt number
+    /// and the wait before the next attempt.
+    fn record(&self, target: &Target<'_>, report: &AttemptReport, failure: Option<&'static str>) {
         let status = match report.outcome {
             Outcome::Response { status, .. } => Some(status),
             Outcome::Failed { .. } => None,
@@ -360,30 +479,60 @@ impl Transport {
         if status == Some(429) {
             self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
+        let Target { method, host, path } = *target;
         match report.action {
             RetryAction::Retry { wait, reason } => {
-                let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                let wait_ms = millis(wait);
+                let cause = match reason {
+                    RetryReason::Status(code) | RetryReason::RetryAfter(code) => {
+                        format!("status_{code}")
+                    }
+                    RetryReason::Failure => failure.unwrap_or("failure").to_owned(),
+                };
+                self.counters.retried(&cause);
                 self.counters
                     .waited_ms
                     .fetch_add(wait_ms, Ordering::Relaxed);
+                if wait > LONG_WAIT {
+                    tracing::info!(
+                        host,
+                        wait_secs = wait.as_secs(),
+                        cause = %cause,
+                        "Waiting before retrying a request to the upstream host."
+                    );
+                }
                 tracing::debug!(
+                    method,
+                    host,
+                    path,
                     attempt = report.attempt,
                     status,
+                    error = failure,
                     wait_ms,
-                    reason = ?reason,
+                    cause = %cause,
                     "HTTP attempt will be retried."
                 );
             }
             RetryAction::Stop(reason) => tracing::debug!(
+                method,
+                host,
+                path,
                 attempt = report.attempt,
                 status,
+                error = failure,
                 wait_ms = 0,
                 reason = ?reason,
                 "HTTP request finished."
             ),
         }
     }
+}
+
+/// What a request is, for its log events.
+struct Target<'a> {
+    method: &'a str,
+    host: &'a str,
+    path: &'a str,
 }
 
 impl Classify for Result<HttpResponse, Error> {
@@ -428,6 +577,35 @@ fn send_error(source: reqwest::Error, url: String) -> Error {
     } else {
         Error::Send { url, source }
     }
+}
+
+/// Whether a send failed the way a stale pooled connection fails: the connection was closed or
+/// reset after the request went out and before any response byte (hyper's "incomplete message",
+/// or a reset or broken pipe), as opposed to a failure to connect or a timeout. A request that
+/// never left (hyper found the pooled connection closed first) is re-sent by hyper itself.
+fn is_stale_connection(error: &reqwest::Error) -> bool {
+    if error.is_connect() || error.is_timeout() {
+        return false;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() {
+                return true;
+            }
+        } else if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            )
+        {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// Removes every query pair named `name`, leaving the rest as they were.

@@ -10,6 +10,10 @@ pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
 /// Default CPU deadline for one guest call: parsing a 1 MiB page takes ~10 ms, so 10 s only stops
 /// code that is stuck.
 pub const DEFAULT_GUEST_CALL_TIMEOUT_MS: u64 = 10_000;
+/// Default CPU budget of one session (a stream's sync, or one `spec`/`discover`): an hour of
+/// guest time parses hundreds of GiB of JSON, so only a connector burning CPU in a loop of
+/// calls reaches it.
+pub const DEFAULT_GUEST_CPU_BUDGET_MS: u64 = 60 * 60 * 1000;
 /// Default cap on records in one page: far above any real API's page size.
 pub const DEFAULT_MAX_RECORDS_PER_PAGE: u64 = 100_000;
 /// Default cap on the JSON-lines bytes of one page.
@@ -24,6 +28,12 @@ pub const DEFAULT_MAX_LOG_LINES_PER_SYNC: u64 = 10_000;
 pub const DEFAULT_MAX_LOG_LINE_BYTES: u64 = 4 * 1024;
 /// Default cap on a wait a connector may ask for with `back-off`.
 pub const DEFAULT_MAX_BACK_OFF_MS: u64 = 15 * 60 * 1000;
+/// Default cap on the wall time of one sync (every stream of a run): a day of paging is far
+/// beyond any sane page size and rate limit, and a stuck sync still ends.
+pub const DEFAULT_MAX_SYNC_DURATION_SECS: u64 = 24 * 60 * 60;
+/// Bytes a guest may move to the host in one call on top of `max_page_bytes` and
+/// `max_state_bytes`: the next request (URL, headers, body), the catalog or the spec.
+pub const BOUNDARY_OVERHEAD_BYTES: u64 = 4 * 1024 * 1024;
 /// Tables and instances a connector component may create: a Rust component needs a handful.
 pub const MAX_TABLES: usize = 64;
 /// See [`MAX_TABLES`].
@@ -41,6 +51,9 @@ pub struct Limits {
     /// CPU deadline for one guest call, in milliseconds.
     #[serde(default = "default_guest_call_timeout_ms")]
     pub guest_call_timeout_ms: u64,
+    /// Time a session may spend inside guest calls in total, in milliseconds.
+    #[serde(default = "default_guest_cpu_budget_ms")]
+    pub guest_cpu_budget_ms: u64,
     /// Cap on records in one page.
     #[serde(default = "default_max_records_per_page")]
     pub max_records_per_page: u64,
@@ -62,6 +75,20 @@ pub struct Limits {
     /// Cap on a wait the connector asks for.
     #[serde(default = "default_max_back_off_ms")]
     pub max_back_off_ms: u64,
+    /// Cap on the wall time of one sync (all its streams), in seconds.
+    #[serde(default = "default_max_sync_duration_secs")]
+    pub max_sync_duration_secs: u64,
+}
+
+impl Limits {
+    /// The most bytes one guest call may move across the boundary to the host (wasmtime's
+    /// hostcall fuel): a page of records, a state and the next request. Checked while wasmtime
+    /// lifts the guest's values, so an oversized result is refused before the host copies it.
+    pub fn max_boundary_bytes(&self) -> u64 {
+        self.max_page_bytes
+            .saturating_add(self.max_state_bytes)
+            .saturating_add(BOUNDARY_OVERHEAD_BYTES)
+    }
 }
 
 impl Default for Limits {
@@ -69,6 +96,7 @@ impl Default for Limits {
         Self {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             guest_call_timeout_ms: DEFAULT_GUEST_CALL_TIMEOUT_MS,
+            guest_cpu_budget_ms: DEFAULT_GUEST_CPU_BUDGET_MS,
             max_records_per_page: DEFAULT_MAX_RECORDS_PER_PAGE,
             max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
             max_state_bytes: DEFAULT_MAX_STATE_BYTES,
@@ -76,6 +104,7 @@ impl Default for Limits {
             max_log_lines_per_sync: DEFAULT_MAX_LOG_LINES_PER_SYNC,
             max_log_line_bytes: DEFAULT_MAX_LOG_LINE_BYTES,
             max_back_off_ms: DEFAULT_MAX_BACK_OFF_MS,
+            max_sync_duration_secs: DEFAULT_MAX_SYNC_DURATION_SECS,
         }
     }
 }
@@ -85,6 +114,9 @@ const fn default_max_memory_bytes() -> u64 {
 }
 const fn default_guest_call_timeout_ms() -> u64 {
     DEFAULT_GUEST_CALL_TIMEOUT_MS
+}
+const fn default_guest_cpu_budget_ms() -> u64 {
+    DEFAULT_GUEST_CPU_BUDGET_MS
 }
 const fn default_max_records_per_page() -> u64 {
     DEFAULT_MAX_RECORDS_PER_PAGE
@@ -106,6 +138,9 @@ const fn default_max_log_line_bytes() -> u64 {
 }
 const fn default_max_back_off_ms() -> u64 {
     DEFAULT_MAX_BACK_OFF_MS
+}
+const fn default_max_sync_duration_secs() -> u64 {
+    DEFAULT_MAX_SYNC_DURATION_SECS
 }
 
 /// Enforces the memory cap across *all* of a guest's linear memories (wasmtime's own

@@ -75,6 +75,27 @@ pub enum Error {
         /// Which import or export is wrong.
         detail: String,
     },
+    /// The component imports interfaces the host does not provide.
+    #[error(
+        "connector `{source_name}` imports what the host does not provide: {}; a connector may import only `sluice:connector/log`, `sluice:connector/types` and WASI 0.2 (granted nothing)",
+        imports.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+    )]
+    ForbiddenImports {
+        /// The file.
+        source_name: String,
+        /// The offending import names.
+        imports: Vec<String>,
+    },
+    /// Compiling the component took longer than the host allows.
+    #[error(
+        "connector `{source_name}` did not compile within {limit_ms} ms; a real connector compiles in well under a second, so this component is too large or built to stall the compiler"
+    )]
+    CompileTimeout {
+        /// The file.
+        source_name: String,
+        /// The budget.
+        limit_ms: u64,
+    },
     /// A guest call ran past its CPU deadline.
     #[error(
         "connector `{connector}` exceeded its CPU deadline of {limit_ms} ms in `{call}`; raise `guest_call_timeout_ms` in [limits] if it is legitimately slow"
@@ -85,6 +106,18 @@ pub enum Error {
         /// Export that was running.
         call: &'static str,
         /// The deadline.
+        limit_ms: u64,
+    },
+    /// The guest used up its CPU budget for the session (one stream's sync).
+    #[error(
+        "connector `{connector}` used up its CPU budget of {limit_ms} ms for this sync in `{call}`; raise `guest_cpu_budget_ms` in [limits] if it legitimately needs more"
+    )]
+    CpuBudgetExceeded {
+        /// Connector name.
+        connector: String,
+        /// Export that was running.
+        call: &'static str,
+        /// The budget.
         limit_ms: u64,
     },
     /// The guest tried to grow its memory past the limit.
@@ -110,6 +143,21 @@ pub enum Error {
         call: &'static str,
         /// The stack size.
         limit_bytes: usize,
+    },
+    /// The guest tried to move more bytes to the host in one call than the boundary allows
+    /// (refused while wasmtime lifted the values, before the host held a copy).
+    #[error(
+        "connector `{connector}` tried to return more than {limit_bytes} bytes from `{call}` (max_page_bytes + max_state_bytes + {overhead_bytes}); raise `max_page_bytes` in [limits] if its pages are legitimately that large"
+    )]
+    BoundaryExceeded {
+        /// Connector name.
+        connector: String,
+        /// Export that was running.
+        call: &'static str,
+        /// The limit.
+        limit_bytes: u64,
+        /// The part of the limit beyond pages and state.
+        overhead_bytes: u64,
     },
     /// The guest trapped (panic, unreachable, bad memory access, …).
     #[error("connector `{connector}` crashed in `{call}`: {detail}")]
@@ -152,7 +200,11 @@ impl Error {
             Error::TooLarge { .. } => "component_too_large",
             Error::NotAComponent { .. } => "not_a_component",
             Error::Link { .. } => "link_error",
+            Error::ForbiddenImports { .. } => "forbidden_imports",
+            Error::CompileTimeout { .. } => "compile_timeout",
+            Error::BoundaryExceeded { .. } => "boundary_limit_exceeded",
             Error::Timeout { .. } => "cpu_deadline_exceeded",
+            Error::CpuBudgetExceeded { .. } => "cpu_budget_exceeded",
             Error::MemoryExceeded { .. } => "memory_limit_exceeded",
             Error::StackOverflow { .. } => "stack_overflow",
             Error::Trapped { .. } => "guest_trapped",
@@ -166,8 +218,10 @@ impl Error {
         matches!(
             self,
             Error::Timeout { .. }
+                | Error::CpuBudgetExceeded { .. }
                 | Error::MemoryExceeded { .. }
                 | Error::StackOverflow { .. }
+                | Error::BoundaryExceeded { .. }
                 | Error::Trapped { .. }
         )
     }
@@ -220,6 +274,7 @@ impl Runtime {
     pub fn new_store(&self, connector: &str, limits: &Limits, now_ms: u64) -> Store<StoreState> {
         let mut store = Store::new(&self.engine, StoreState::new(connector, limits, now_ms));
         store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(usize::try_from(limits.max_boundary_bytes()).unwrap_or(usize::MAX));
         store.epoch_deadline_trap();
         arm_deadline(&mut store, limits);
         store
@@ -242,8 +297,14 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 /// Sets the epoch deadline for the next guest call from `limits`.
 pub fn arm_deadline(store: &mut Store<StoreState>, limits: &Limits) {
+    arm_deadline_ms(store, limits.guest_call_timeout_ms);
+}
+
+/// Sets the epoch deadline for the next guest call to `deadline_ms` (rounded up to whole
+/// [`EPOCH_TICK`]s).
+pub fn arm_deadline_ms(store: &mut Store<StoreState>, deadline_ms: u64) {
     let tick_ms = u64::try_from(EPOCH_TICK.as_millis()).unwrap_or(10).max(1);
-    store.set_epoch_deadline(limits.guest_call_timeout_ms.div_ceil(tick_ms).max(1));
+    store.set_epoch_deadline(deadline_ms.div_ceil(tick_ms).max(1));
 }
 
 /// The outer wall-clock bound for one guest call: the CPU deadline plus a grace period. It
@@ -283,6 +344,12 @@ pub fn classify<T>(
             call,
             limit_bytes: MAX_WASM_STACK_BYTES,
         },
+        _ if is_hostcall_fuel_exhausted(&error) => Error::BoundaryExceeded {
+            connector,
+            call,
+            limit_bytes: limits.max_boundary_bytes(),
+            overhead_bytes: limits::BOUNDARY_OVERHEAD_BYTES,
+        },
         _ if store.data().limiter.memory_exceeded => Error::MemoryExceeded {
             connector,
             call,
@@ -294,4 +361,13 @@ pub fn classify<T>(
             detail: format!("{error:#}"),
         },
     })
+}
+
+/// Whether `error` is wasmtime refusing to lift more data than the store's hostcall fuel allows.
+/// wasmtime 48 keeps that error type private, so it is recognised by its message, which has been
+/// stable since hostcall fuel was introduced.
+fn is_hostcall_fuel_exhausted(error: &wasmtime::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().contains("fuel allocated for hostcalls"))
 }

@@ -813,3 +813,84 @@ fn transport_and_its_futures_can_cross_threads() {
     let future = t.send(get(Url::parse("https://api.example.com/").unwrap()));
     assert_send(&future);
 }
+
+#[test]
+fn connector_rate_hint_applies_unless_the_operator_sets_a_rate() {
+    use crate::protocol::RateLimitHint;
+    use crate::rate_limit::{Rate, RateLimitConfig};
+    let hint = Some(RateLimitHint {
+        requests: 5000,
+        per_seconds: 3600,
+        burst: 100,
+    });
+    let t = transport(&[], None).with_rate_limit_hint(hint).unwrap();
+    assert_eq!(t.rate_limiter().quota(), Rate::new(5000, 3600, 100));
+    let operator = HttpSettings {
+        rate_limit: RateLimitConfig {
+            requests: Some(2),
+            ..RateLimitConfig::default()
+        },
+        ..settings()
+    };
+    let t = transport_with(operator, &[], None)
+        .with_rate_limit_hint(hint)
+        .unwrap();
+    assert_eq!(t.rate_limiter().quota(), Rate::new(2, 1, 1));
+    let err = Transport::new(
+        &HttpSettings {
+            rate_limit: RateLimitConfig {
+                requests: Some(0),
+                ..RateLimitConfig::default()
+            },
+            ..settings()
+        },
+        EgressPolicy::new(hosts(&[]), None, true),
+        None,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::InvalidRateLimit(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("invalid `requests` = 0 in [http.rate_limit]"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn retries_are_counted_by_cause() {
+    let server = TestServer::start(|_, n| match n {
+        0 => response(503, &[], b""),
+        1 => Reply::Raw(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\ncut".to_vec()),
+        2 => response(429, &[], b""),
+        _ => ok(b"done"),
+    })
+    .await;
+    let t = transport_with(
+        HttpSettings {
+            retry: RetryConfig {
+                max_attempts: 4,
+                base_delay_ms: 1,
+                max_delay_ms: 5,
+                ..RetryConfig::default()
+            },
+            ..settings()
+        },
+        &local(&[&server]),
+        None,
+    );
+    let response = t.send(get(server.url("/"))).await.unwrap();
+    assert_eq!(response.body, b"done");
+    let stats = t.stats();
+    assert_eq!(stats.retries, 3);
+    let causes: Vec<(&str, u64)> = stats
+        .retries_by_cause
+        .iter()
+        .map(|(cause, count)| (cause.as_str(), *count))
+        .collect();
+    assert_eq!(
+        causes,
+        vec![("incomplete_body", 1), ("status_429", 1), ("status_503", 1)]
+    );
+    assert_eq!(stats.rate_limited, 1);
+    assert_eq!(stats.rate_limit_waits, 0);
+}
