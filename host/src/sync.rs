@@ -155,7 +155,7 @@ pub enum Error {
         value: u64,
     },
     /// Some streams failed; the others completed. Checkpoints of failed streams are intact.
-    #[error("{} of {total} streams failed:\n{}", failures.len(), failures.iter().map(|(name, why)| format!("  stream `{name}`: {why}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{}", describe_failures(failures, *total))]
     StreamsFailed {
         /// Stream name and error, per failed stream.
         failures: Vec<(String, String)>,
@@ -249,7 +249,7 @@ async fn run_inner(
         let outcome = sync.run().instrument(span).await;
         let mut summary = sync.summary;
         if let Err(error) = outcome {
-            tracing::error!(stream = %stream.name, error = %error, "Stream failed; its last checkpoint is intact.");
+            tracing::info!(stream = %stream.name, error = %error, "Stream failed; its last checkpoint is intact.");
             failures.push((stream.name.clone(), error.to_string()));
             summary.error = Some(error.to_string());
             summary.error_kind = Some(error.kind());
@@ -271,20 +271,30 @@ async fn run_inner(
     };
     if failures.is_empty() {
         Ok(summary)
-    } else if failures.len() == 1 && summary.streams.len() == 1 {
-        // A single-stream run reports the stream's own error, not a list of one.
-        let (_, message) = &failures[0];
-        Err(Error::StreamsFailed {
-            failures: vec![(summary.streams[0].name.clone(), message.clone())],
-            total: 1,
-            summary: Box::new(summary),
-        })
     } else {
         Err(Error::StreamsFailed {
             total: summary.streams.len(),
             failures,
             summary: Box::new(summary),
         })
+    }
+}
+
+/// One line for a run of one stream; otherwise a count and one line per failed stream.
+fn describe_failures(failures: &[(String, String)], total: usize) -> String {
+    match failures {
+        [(name, why)] if total == 1 => format!("stream `{name}`: {why}"),
+        _ => {
+            let lines: Vec<String> = failures
+                .iter()
+                .map(|(name, why)| format!("  stream `{name}`: {why}"))
+                .collect();
+            format!(
+                "{} of {total} streams failed:\n{}",
+                failures.len(),
+                lines.join("\n")
+            )
+        }
     }
 }
 

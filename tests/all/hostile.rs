@@ -249,6 +249,11 @@ async fn hostile_panic() {
         .output();
     let error = output.assert_error();
     assert!(error.contains("begin"), "{output}");
+    // The guest's panic message (from its stderr) is the error's detail, not a wasm backtrace.
+    assert!(
+        error.contains("hostile_panic: deliberate panic in begin") && error.contains("panic at"),
+        "{output}"
+    );
 }
 
 /// Loading every hostile component works (they are valid connectors); only running them fails.

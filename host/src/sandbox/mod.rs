@@ -7,6 +7,7 @@
 
 mod engine;
 pub mod limits;
+mod stderr;
 pub mod store;
 
 use std::path::PathBuf;
@@ -355,11 +356,21 @@ pub fn classify<T>(
             call,
             limit_bytes: limits.max_memory_bytes,
         },
-        _ => Error::Trapped {
-            connector,
-            call,
-            detail: format!("{error:#}"),
-        },
+        _ => {
+            // The full chain (with the wasm backtrace) is for debugging; the error says what
+            // happened in one line, with the panic message when the guest left one on stderr.
+            tracing::debug!(connector = %connector, call, error = format!("{error:#}"), "Guest trapped.");
+            let detail = match (store.data().stderr.panic_message(), trap) {
+                (Some(panic), _) => panic,
+                (None, Some(trap)) => format!("wasm trap: {trap}"),
+                (None, None) => error.to_string(),
+            };
+            Error::Trapped {
+                connector,
+                call,
+                detail,
+            }
+        }
     })
 }
 

@@ -7,6 +7,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::{GuestLimiter, Limits};
+use super::stderr::StderrTail;
 
 /// Everything a guest call can reach on the host side.
 pub struct StoreState {
@@ -16,6 +17,8 @@ pub struct StoreState {
     pub limiter: GuestLimiter,
     /// Budget and counters for the `log` import.
     pub log: GuestLogBudget,
+    /// The last bytes the guest wrote to stderr (its panic message, if it panicked).
+    pub stderr: StderrTail,
 }
 
 impl StoreState {
@@ -23,9 +26,12 @@ impl StoreState {
     /// guest sees as the wall clock: frozen at the run's start, so a replay sees the same time.
     pub fn new(connector: &str, limits: &Limits, now_ms: u64) -> Self {
         // `WasiCtx::builder()` grants nothing by default: no preopened directories, no
-        // environment, no arguments, closed stdin, discarded stdout/stderr. Sockets and name
-        // lookup are switched off explicitly as well.
+        // environment, no arguments, closed stdin, discarded stdout. Sockets and name lookup
+        // are switched off explicitly as well. Stderr goes to a small in-memory tail, read only
+        // to report a panic.
+        let stderr = StderrTail::default();
         let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -36,6 +42,7 @@ impl StoreState {
             wasi,
             table: ResourceTable::new(),
             limiter: GuestLimiter::new(limits.max_memory_bytes),
+            stderr,
             log: GuestLogBudget {
                 connector: connector.to_owned(),
                 max_lines: limits.max_log_lines_per_sync,
