@@ -5,14 +5,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_host::config::Connection as HostConnection;
-use sluice_host::sync::{self, RunOptions, RunSummary};
+use sluice_host::sync;
 use sluice_host::{Connector, Runtime, sandbox};
-use sluice_tests::connection::{Connection, Style, rest_connection, rest_stream};
+use sluice_tests::connection::Connection;
 use sluice_tests::mock::MockApi;
 use sluice_tests::{
     HOSTILE_ILOOP_COMPONENT, HOSTILE_ILOOP_SPEC_COMPONENT, HOSTILE_OOM_COMPONENT,
-    HOSTILE_PANIC_COMPONENT, dataset,
+    HOSTILE_PANIC_COMPONENT,
 };
 
 // Every guest in `tests/guests` has a test of the same name (wasmtime's `assert_test_exists`).
@@ -27,56 +26,12 @@ macro_rules! assert_test_exists {
 }
 sluice_tests::foreach_hostile!(assert_test_exists);
 
-use crate::Workspace;
+use crate::{Workspace, assert_healthy_sync, sync_in_process};
 
-/// Generous bound that only turns a hang into a failure; no test asserts on speed.
-const HANG_GUARD: Duration = Duration::from_secs(30);
 /// The CPU deadline of one guest call in these tests.
 const DEADLINE_MS: u64 = 300;
 /// Small enough that the memory bomb hits it quickly, large enough for real connectors.
 const MAX_MEMORY_BYTES: u64 = 32 << 20;
-
-/// Runs a sync in this process, bounded by [`HANG_GUARD`].
-async fn sync_in_process(
-    runtime: &Runtime,
-    connector: &str,
-    connection: &Connection,
-    ws: &Workspace,
-) -> Result<RunSummary, sync::Error> {
-    let connector = Connector::load(runtime, connector)
-        .unwrap_or_else(|e| panic!("cannot load {connector}: {e}"));
-    let path = ws.write(connection);
-    let connection = HostConnection::parse(&connection.to_toml(), &path)
-        .unwrap_or_else(|e| panic!("connection does not parse: {e}"));
-    let options = RunOptions {
-        state_dir: ws.state(),
-        output_dir: ws.output(),
-        streams: vec![],
-        full_refresh: false,
-    };
-    tokio::time::timeout(
-        HANG_GUARD,
-        sync::run(runtime, &connector, &connection, &options),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("sync::run did not return within {HANG_GUARD:?}"))
-}
-
-/// A normal `rest` sync in the same process succeeds completely.
-async fn assert_healthy(runtime: &Runtime) {
-    let mock = MockApi::start(45);
-    let ws = Workspace::new();
-    let connection = rest_connection(&mock, vec![rest_stream("items", Style::Offset, 10)]);
-    let summary = sync_in_process(runtime, "rest", &connection, &ws)
-        .await
-        .unwrap_or_else(|e| panic!("the host is not healthy after a hostile guest: {e}"));
-    assert_eq!(summary.streams.len(), 1);
-    assert_eq!(summary.streams[0].records, 45);
-    assert_eq!(
-        sluice_tests::files::read_jsonl(&ws.output_file("items")),
-        dataset::records(45)
-    );
-}
 
 fn iloop_connection(mock: &MockApi, loop_in: &str, deadline_ms: u64) -> Connection {
     Connection::new(json!({ "loop_in": loop_in, "url": mock.url("/none/items") }))
@@ -118,7 +73,7 @@ async fn hostile_iloop() {
             "loop in {loop_in}: {error:?}"
         );
         assert_no_records(&ws, "items");
-        assert_healthy(&runtime).await;
+        assert_healthy_sync(&runtime).await;
     }
     // Only the `next_page` case got as far as sending its one request.
     assert_eq!(mock.request_count(), 1);
@@ -133,7 +88,7 @@ async fn hostile_iloop_beside_a_healthy_sync() {
     let connection = iloop_connection(&mock, "begin", 2_000);
     let (spinning, healthy) = tokio::join!(
         sync_in_process(&runtime, HOSTILE_ILOOP_COMPONENT, &connection, &ws),
-        assert_healthy(&runtime),
+        assert_healthy_sync(&runtime),
     );
     let message = spinning
         .expect_err("an endless loop cannot succeed")
@@ -169,7 +124,7 @@ async fn hostile_iloop_spec() {
         .await
         .expect_err("an endless `spec` cannot succeed");
     assert!(error.to_string().contains("deadline"), "{error}");
-    assert_healthy(&runtime).await;
+    assert_healthy_sync(&runtime).await;
 
     let output = crate::sluice()
         .cmd(ws.run_args(HOSTILE_ILOOP_SPEC_COMPONENT))
@@ -202,7 +157,7 @@ async fn hostile_oom() {
         "{error:?}"
     );
     assert_no_records(&ws, "items");
-    assert_healthy(&runtime).await;
+    assert_healthy_sync(&runtime).await;
 
     // Same through the CLI.
     let ws = Workspace::new();
@@ -240,7 +195,7 @@ async fn hostile_panic() {
         "{error:?}"
     );
     assert_no_records(&ws, "items");
-    assert_healthy(&runtime).await;
+    assert_healthy_sync(&runtime).await;
 
     let ws = Workspace::new();
     ws.write(&connection);

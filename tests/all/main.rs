@@ -108,3 +108,51 @@ impl Workspace {
         sluice_tests::files::read_jsonl(&self.output_file(stream))
     }
 }
+
+/// Turns a hang into a failure; no test asserts on speed.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs a sync of `connector` (a bundled name or a `.wasm` path) with `connection` in `ws`, in
+/// this process, bounded by [`HANG_GUARD`].
+pub async fn sync_in_process(
+    runtime: &sluice_host::Runtime,
+    connector: &str,
+    connection: &Connection,
+    ws: &Workspace,
+) -> Result<sluice_host::sync::RunSummary, sluice_host::sync::Error> {
+    let connector = sluice_host::Connector::load(runtime, connector)
+        .unwrap_or_else(|e| panic!("cannot load {connector}: {e}"));
+    let path = ws.write(connection);
+    let connection = sluice_host::config::Connection::parse(&connection.to_toml(), &path)
+        .unwrap_or_else(|e| panic!("connection does not parse: {e}"));
+    let options = sluice_host::sync::RunOptions {
+        state_dir: ws.state(),
+        output_dir: ws.output(),
+        streams: vec![],
+        full_refresh: false,
+    };
+    tokio::time::timeout(
+        HANG_GUARD,
+        sluice_host::sync::run(runtime, &connector, &connection, &options),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("sync::run did not return within {HANG_GUARD:?}"))
+}
+
+/// A normal `rest` sync against its own mock, in this process on `runtime`, succeeds
+/// completely: the host is healthy whatever a hostile guest did before or beside it.
+pub async fn assert_healthy_sync(runtime: &sluice_host::Runtime) {
+    use sluice_tests::connection::{Style, rest_connection, rest_stream};
+    let mock = sluice_tests::mock::MockApi::start(45);
+    let ws = Workspace::new();
+    let connection = rest_connection(&mock, vec![rest_stream("items", Style::Offset, 10)]);
+    let summary = sync_in_process(runtime, "rest", &connection, &ws)
+        .await
+        .unwrap_or_else(|e| panic!("a healthy sync beside or after a hostile guest failed: {e}"));
+    assert_eq!(summary.streams.len(), 1);
+    assert_eq!(summary.streams[0].records, 45);
+    assert_eq!(
+        sluice_tests::files::read_jsonl(&ws.output_file("items")),
+        sluice_tests::dataset::records(45)
+    );
+}

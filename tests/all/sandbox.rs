@@ -11,69 +11,24 @@
 //! memory bomb, panic and egress cases reuse the older guests.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_host::checkpoint::CheckpointStore;
-use sluice_host::config::Connection as HostConnection;
 use sluice_host::http::{AllowedHosts, EgressPolicy};
 use sluice_host::sandbox::{self, Limits};
-use sluice_host::sync::{self, RunOptions, RunSummary};
+use sluice_host::sync::{self, RunSummary};
 use sluice_host::{Connector, Runtime};
 use sluice_tests::connection::{Connection, Style, rest_connection, rest_stream};
 use sluice_tests::mock::MockApi;
 use sluice_tests::{
     HOSTILE_ABUSE_COMPONENT, HOSTILE_DISALLOWED_HOST_COMPONENT, HOSTILE_ILOOP_COMPONENT,
-    HOSTILE_ILOOP_SPEC_COMPONENT, HOSTILE_OOM_COMPONENT, HOSTILE_PANIC_COMPONENT, dataset,
+    HOSTILE_ILOOP_SPEC_COMPONENT, HOSTILE_OOM_COMPONENT, HOSTILE_PANIC_COMPONENT,
 };
 
-use crate::Workspace;
+use crate::{Workspace, assert_healthy_sync, sync_in_process};
 
-/// Turns a hang into a failure; no test asserts on speed.
-const HANG_GUARD: Duration = Duration::from_secs(120);
 /// Records the mock serves to the abusive guest's good sync.
 const BASELINE_RECORDS: u64 = 7;
-
-/// Runs a sync of `connector` with `connection` in `ws`, in this process, bounded.
-async fn sync_in_process(
-    runtime: &Runtime,
-    connector: &str,
-    connection: &Connection,
-    ws: &Workspace,
-) -> Result<RunSummary, sync::Error> {
-    let connector = Connector::load(runtime, connector)
-        .unwrap_or_else(|e| panic!("cannot load {connector}: {e}"));
-    let path = ws.write(connection);
-    let connection = HostConnection::parse(&connection.to_toml(), &path)
-        .unwrap_or_else(|e| panic!("connection does not parse: {e}"));
-    let options = RunOptions {
-        state_dir: ws.state(),
-        output_dir: ws.output(),
-        streams: vec![],
-        full_refresh: false,
-    };
-    tokio::time::timeout(
-        HANG_GUARD,
-        sync::run(runtime, &connector, &connection, &options),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("sync::run did not return within {HANG_GUARD:?}"))
-}
-
-/// A normal `rest` sync against its own mock succeeds completely.
-async fn neighbour(runtime: &Runtime) {
-    let mock = MockApi::start(45);
-    let ws = Workspace::new();
-    let connection = rest_connection(&mock, vec![rest_stream("items", Style::Offset, 10)]);
-    let summary = sync_in_process(runtime, "rest", &connection, &ws)
-        .await
-        .unwrap_or_else(|e| panic!("a healthy sync beside a hostile guest failed: {e}"));
-    assert_eq!(summary.streams[0].records, 45);
-    assert_eq!(
-        sluice_tests::files::read_jsonl(&ws.output_file("items")),
-        dataset::records(45)
-    );
-}
 
 /// Runs `connector` with `connection` in `ws` while a healthy neighbour syncs in the same
 /// process; returns the hostile run's outcome after checking the neighbour finished well.
@@ -85,7 +40,7 @@ async fn beside_neighbour(
 ) -> Result<RunSummary, sync::Error> {
     let (outcome, ()) = tokio::join!(
         sync_in_process(runtime, connector, connection, ws),
-        neighbour(runtime),
+        assert_healthy_sync(runtime),
     );
     outcome
 }
@@ -561,7 +516,7 @@ async fn hostile_loop_at_instantiation() {
         .await;
         sandbox::classify(&store, &limits, "instantiate", outcome).map(drop)
     };
-    let (outcome, ()) = tokio::join!(instantiate, neighbour(&runtime));
+    let (outcome, ()) = tokio::join!(instantiate, assert_healthy_sync(&runtime));
     let Err(error) = outcome else {
         panic!("an endless start function cannot finish");
     };
