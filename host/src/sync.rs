@@ -641,16 +641,19 @@ fn new_run_id() -> String {
     format!("{:x}-{:08x}", now_ms(), rand::random::<u32>())
 }
 
+/// The connector returned data from `next-page` that the host refuses.
+fn protocol_violation(connector: &str, detail: String) -> Error {
+    Error::Sandbox(sandbox::Error::Protocol {
+        connector: connector.to_owned(),
+        call: "next-page",
+        detail,
+    })
+}
+
 /// Turns a guest's request into one the transport can send; a malformed URL or method is the
 /// connector's bug.
 fn to_http_request(connector: &str, request: &ConnectorRequest) -> Result<HttpRequest, Error> {
-    let protocol = |detail: String| {
-        Error::Sandbox(sandbox::Error::Protocol {
-            connector: connector.to_owned(),
-            call: "next-page",
-            detail,
-        })
-    };
+    let protocol = |detail: String| protocol_violation(connector, detail);
     let mut url = url::Url::parse(&request.url)
         .map_err(|error| protocol(format!("invalid request URL {:?}: {error}", request.url)))?;
     if !request.query.is_empty() {
@@ -674,13 +677,7 @@ fn to_http_request(connector: &str, request: &ConnectorRequest) -> Result<HttpRe
 /// Checks a page's records (one JSON object per line, within the limits) before anything is
 /// written; returns how many there are.
 fn validate_records(connector: &str, lines: &str, limits: &Limits) -> Result<u64, Error> {
-    let protocol = |detail: String| {
-        Error::Sandbox(sandbox::Error::Protocol {
-            connector: connector.to_owned(),
-            call: "next-page",
-            detail,
-        })
-    };
+    let protocol = |detail: String| protocol_violation(connector, detail);
     if lines.len() as u64 > limits.max_page_bytes {
         return Err(protocol(format!(
             "a page of {} bytes of records exceeds max_page_bytes = {}",
@@ -726,13 +723,7 @@ fn validate_records(connector: &str, lines: &str, limits: &Limits) -> Result<u64
 
 /// Checks a new checkpoint state: JSON, within the size limit.
 fn validate_state(connector: &str, state: &str, limits: &Limits) -> Result<(), Error> {
-    let protocol = |detail: String| {
-        Error::Sandbox(sandbox::Error::Protocol {
-            connector: connector.to_owned(),
-            call: "next-page",
-            detail,
-        })
-    };
+    let protocol = |detail: String| protocol_violation(connector, detail);
     if state.len() as u64 > limits.max_state_bytes {
         return Err(protocol(format!(
             "checkpoint state of {} bytes exceeds max_state_bytes = {}",
