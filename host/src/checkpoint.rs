@@ -13,6 +13,11 @@ use crate::protocol::{Next, RunContext, SyncMode};
 /// Name of the sled tree holding stream checkpoints.
 const CHECKPOINT_TREE: &str = "checkpoints";
 
+/// Name of the sled tree holding rotated OAuth2 refresh tokens, one per connection. It is the
+/// only place a credential is ever persisted, in plain text: protect the state directory as
+/// you protect the secret itself. Access tokens are never persisted.
+const CREDENTIALS_TREE: &str = "credentials";
+
 /// Errors of the checkpoint store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -124,6 +129,87 @@ pub struct CheckpointStore {
     db: sled::Db,
 }
 
+/// A rotated refresh token as saved, with the SHA-256 (hex) of the configured refresh token
+/// it descends from.
+pub struct StoredRefreshToken {
+    /// The rotated refresh token.
+    pub refresh_token: crate::secrets::Secret,
+    /// SHA-256 of the refresh token configured when this one was obtained: once the operator
+    /// configures another one, the saved token no longer applies.
+    pub configured_sha256: String,
+}
+
+/// The persisted form of a [`StoredRefreshToken`].
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum StoredCredential {
+    #[serde(rename = "1")]
+    V1 {
+        refresh_token: String,
+        configured_sha256: String,
+    },
+}
+
+/// One connection's entry in the credentials tree (see [`CheckpointStore::credential_slot`]).
+#[derive(Clone)]
+pub struct CredentialSlot {
+    tree: sled::Tree,
+    key: String,
+}
+
+impl std::fmt::Debug for CredentialSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialSlot")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialSlot {
+    /// The saved refresh token, if any.
+    pub fn load(&self) -> Result<Option<StoredRefreshToken>, Error> {
+        let Some(bytes) = self.tree.get(&self.key).map_err(|error| Error::Storage {
+            key: format!("credentials/{}", self.key),
+            detail: error.to_string(),
+        })?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<StoredCredential>(&bytes) {
+            Ok(StoredCredential::V1 {
+                refresh_token,
+                configured_sha256,
+            }) => Ok(Some(StoredRefreshToken {
+                refresh_token: crate::secrets::Secret::new(refresh_token),
+                configured_sha256,
+            })),
+            // The decoding error is not kept: it could quote the token.
+            Err(_) => Err(Error::Corrupt {
+                key: format!("credentials/{}", self.key),
+                detail: "not a saved credential".to_owned(),
+            }),
+        }
+    }
+
+    /// Saves `token` and waits until it is on disk.
+    pub async fn save(&self, token: &StoredRefreshToken) -> Result<(), Error> {
+        let storage = |error: &dyn std::fmt::Display| Error::Storage {
+            key: format!("credentials/{}", self.key),
+            detail: error.to_string(),
+        };
+        let bytes = serde_json::to_vec(&StoredCredential::V1 {
+            refresh_token: token.refresh_token.expose().to_owned(),
+            configured_sha256: token.configured_sha256.clone(),
+        })
+        .map_err(|e| storage(&e))?;
+        self.tree
+            .insert(self.key.as_bytes(), bytes)
+            .map_err(|e| storage(&e))?;
+        self.tree.flush_async().await.map_err(|e| storage(&e))?;
+        Ok(())
+    }
+}
+
 impl CheckpointStore {
     /// Opens (creating if needed) the store in `dir`. Fails fast if another process holds it.
     pub fn open(dir: &Path) -> Result<Self, Error> {
@@ -148,6 +234,21 @@ impl CheckpointStore {
             dir: dir.to_owned(),
             tree,
             db,
+        })
+    }
+
+    /// Where `connection`'s rotated OAuth2 refresh token is kept (the `credentials` tree).
+    pub fn credential_slot(&self, connection: &str) -> Result<CredentialSlot, Error> {
+        let tree = self
+            .db
+            .open_tree(CREDENTIALS_TREE)
+            .map_err(|error| Error::Open {
+                dir: self.dir.clone(),
+                detail: error.to_string(),
+            })?;
+        Ok(CredentialSlot {
+            tree,
+            key: connection.to_owned(),
         })
     }
 
@@ -266,6 +367,43 @@ mod tests {
         assert!(raw.starts_with(br#"{"version":"1""#), "{raw:?}");
         assert!(store.reset(&key).await.unwrap());
         assert_eq!(store.load(&key).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn rotated_refresh_token_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = CheckpointStore::open(dir.path()).unwrap();
+            let slot = store.credential_slot("conn").unwrap();
+            assert!(slot.load().unwrap().is_none());
+            slot.save(&StoredRefreshToken {
+                refresh_token: crate::secrets::Secret::new("rt-2"),
+                configured_sha256: "abc".to_owned(),
+            })
+            .await
+            .unwrap();
+        }
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let loaded = store
+            .credential_slot("conn")
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.refresh_token.expose(), "rt-2");
+        assert_eq!(loaded.configured_sha256, "abc");
+        assert!(
+            store
+                .credential_slot("other")
+                .unwrap()
+                .load()
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store.list().unwrap().is_empty(),
+            "credentials are not checkpoints"
+        );
     }
 
     #[test]

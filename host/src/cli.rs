@@ -171,6 +171,12 @@ async fn execute(command: Command) -> Result<()> {
             let (runtime, connector, connection) = load(&args)?;
             let spec = connector.spec(&runtime, &connection.limits).await?;
             connection.validate_config(connector.name(), &spec.config_schema)?;
+            connection.check_auth_scheme(connector.name(), &spec.auth_schemes)?;
+            if let Some(auth) = &connection.auth {
+                // Every secret must be readable now; nothing is sent.
+                auth.resolve(crate::http::AllowedHosts::parse(&[] as &[String])?)?;
+            }
+            connection.tls.resolve()?;
             connector
                 .check(&runtime, &connection.limits, connection.config_json())
                 .await?;

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::http::{HttpSettings, NetworkConfig};
+use crate::http::{HttpSettings, NetworkConfig, TlsConfig};
+use crate::protocol::AuthScheme;
 use crate::sandbox::Limits;
-use crate::secrets::AuthConfig;
+use crate::secrets::{AuthConfig, scheme_name};
 
 /// Errors in a connection file.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,23 @@ pub enum Error {
         /// One line per problem, each naming the JSON path of the field.
         problems: Vec<String>,
     },
+    /// The `[auth]` table configures a scheme the connector does not support.
+    #[error(
+        "[auth] in `{}` has `type = \"{configured}\"`, which connector `{connector}` does not \
+         support; use one of: {}",
+        path.display(),
+        if supported.is_empty() { "none (remove the [auth] table: the connector sends no credential)".to_owned() } else { supported.join(", ") }
+    )]
+    UnsupportedAuth {
+        /// The file.
+        path: PathBuf,
+        /// The connector.
+        connector: String,
+        /// The configured `type`.
+        configured: &'static str,
+        /// The `type` values the connector supports.
+        supported: Vec<&'static str>,
+    },
     /// The connector's own schema is not a valid JSON Schema.
     #[error("connector `{connector}` declares an invalid config schema: {detail}")]
     BadSchema {
@@ -75,6 +93,8 @@ struct RawConnection {
     http: HttpSettings,
     /// The credential the host applies to the connector's requests.
     auth: Option<AuthConfig>,
+    /// Client certificate and extra trusted CAs.
+    tls: Option<TlsConfig>,
 }
 
 /// A validated connection file.
@@ -95,6 +115,8 @@ pub struct Connection {
     pub http: HttpSettings,
     /// Credential configuration (secrets are resolved when a sync starts).
     pub auth: Option<AuthConfig>,
+    /// `[tls]`: client certificate and extra trusted CAs (files are read when a sync starts).
+    pub tls: TlsConfig,
 }
 
 impl Connection {
@@ -140,12 +162,50 @@ impl Connection {
             limits: raw.limits,
             http: raw.http,
             auth: raw.auth,
+            tls: raw.tls.unwrap_or_default(),
         })
     }
 
     /// The connector's config as JSON text, as the guest receives it.
     pub fn config_json(&self) -> &str {
         &self.config_json
+    }
+
+    /// Checks that the `[auth]` scheme is one the connector lists in its spec. A connection
+    /// without `[auth]` for a connector that lists schemes is allowed (some APIs have public
+    /// endpoints) but logs a warning.
+    pub fn check_auth_scheme(
+        &self,
+        connector: &str,
+        supported: &[AuthScheme],
+    ) -> Result<(), Error> {
+        let names = || {
+            supported
+                .iter()
+                .map(|s| scheme_name(*s))
+                .collect::<Vec<_>>()
+        };
+        match &self.auth {
+            Some(auth) if !supported.contains(&auth.scheme()) => Err(Error::UnsupportedAuth {
+                path: self.path.clone(),
+                connector: connector.to_owned(),
+                configured: auth.type_name(),
+                supported: names(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                // Many APIs (and the generic `rest` connector) work without credentials, so
+                // this is worth a note, not a warning on every run.
+                if !supported.is_empty() {
+                    tracing::info!(
+                        connector,
+                        supported = %names().join(", "),
+                        "The connection has no [auth] table although the connector supports credentials; requests go out unauthenticated."
+                    );
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Checks the connector config against the JSON schema the connector declared, listing
@@ -224,6 +284,44 @@ mod tests {
         );
         assert!(message.contains("at `/count`"), "{message}");
         assert!(message.contains("base_url"), "{message}");
+    }
+
+    #[test]
+    fn unsupported_auth_scheme_is_named_with_the_fix() {
+        let connection = Connection::parse(
+            "[auth]\ntype = \"basic\"\nusername = \"u\"\npassword = { env = \"P\" }\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let message = connection
+            .check_auth_scheme(
+                "github",
+                &[AuthScheme::Bearer, AuthScheme::Oauth2RefreshToken],
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "[auth] in `c.toml` has `type = \"basic\"`, which connector `github` does not support; \
+             use one of: bearer, oauth2_refresh_token"
+        );
+        let message = connection
+            .check_auth_scheme("open", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.ends_with(
+                "use one of: none (remove the [auth] table: the connector sends no credential)"
+            ),
+            "{message}"
+        );
+        assert!(
+            connection
+                .check_auth_scheme("rest", &[AuthScheme::Basic])
+                .is_ok()
+        );
+        let bare = Connection::parse("", Path::new("c.toml")).unwrap();
+        assert!(bare.check_auth_scheme("rest", &[AuthScheme::Basic]).is_ok());
     }
 
     #[test]

@@ -6,22 +6,33 @@
 //! scheme, the secret values, and the hosts the credential is bound to. The HTTP transport applies
 //! it, on the host side only, to requests that ask for it and go to a bound host.
 //!
+//! OAuth2 credentials hold a [`crate::http::oauth2::TokenSource`], which fetches, caches and
+//! refreshes access tokens; rotated refresh tokens are saved through a
+//! [`crate::checkpoint::CredentialSlot`].
+//!
 //! Secret values must never reach logs or guest memory: nothing here formats a value, and the
-//! transport drops response headers that echo one.
+//! transport drops response headers that echo one and redacts response bodies that do.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
+use crate::checkpoint::CredentialSlot;
 use crate::http::AllowedHosts;
+use crate::http::oauth2::{self, Grant, TokenSource, TokenSourceConfig};
+use crate::protocol::AuthScheme;
 
 /// Secrets shorter than this are not searched for in response headers: a one- or two-byte value
 /// would match unrelated headers and strip them for nothing.
 const MIN_ECHO_CHECK_BYTES: usize = 4;
+
+/// What a secret echoed in a response body is replaced with.
+const REDACTED: &str = "[redacted]";
 
 /// Why a secret or credential could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -253,13 +264,125 @@ pub enum AuthConfig {
         /// The password.
         password: SecretRef,
     },
+    /// OAuth2 client-credentials grant: the host fetches `Bearer` access tokens at `token_url`.
+    Oauth2ClientCredentials {
+        /// The token endpoint.
+        token_url: String,
+        /// The client id (not treated as secret: an inline value does not warn).
+        client_id: SecretRef,
+        /// The client secret.
+        client_secret: SecretRef,
+        /// Scopes to ask for; none by default.
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
+    /// OAuth2 refresh-token grant: the host exchanges `refresh_token` for access tokens and
+    /// saves a rotated refresh token in the state directory.
+    Oauth2RefreshToken {
+        /// The token endpoint.
+        token_url: String,
+        /// The client id (not treated as secret: an inline value does not warn).
+        client_id: SecretRef,
+        /// The client secret; public clients have none.
+        client_secret: Option<SecretRef>,
+        /// The refresh token from the authorisation.
+        refresh_token: SecretRef,
+        /// Scopes to ask for; none by default.
+        #[serde(default)]
+        scopes: Vec<String>,
+    },
+}
+
+/// What resolving an [`AuthConfig`] needs besides the secrets.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// Whether an OAuth2 token endpoint may be on a private network
+    /// (`[network] allow_private_networks`).
+    pub allow_private_networks: bool,
+    /// Where a rotated OAuth2 refresh token is saved; `None` keeps it in memory only.
+    pub store: Option<CredentialSlot>,
 }
 
 impl AuthConfig {
-    /// Reads the secrets and binds the credential to `bound_to`, normally the hosts the connector
-    /// declares: the transport applies it to no other host.
+    /// The scheme, as connectors list them in their spec.
+    pub fn scheme(&self) -> AuthScheme {
+        match self {
+            Self::ApiKey { .. } => AuthScheme::ApiKey,
+            Self::Bearer { .. } => AuthScheme::Bearer,
+            Self::Basic { .. } => AuthScheme::Basic,
+            Self::Oauth2ClientCredentials { .. } => AuthScheme::Oauth2ClientCredentials,
+            Self::Oauth2RefreshToken { .. } => AuthScheme::Oauth2RefreshToken,
+        }
+    }
+
+    /// The `type` value of the scheme, as written in the `[auth]` table.
+    pub fn type_name(&self) -> &'static str {
+        scheme_name(self.scheme())
+    }
+
+    /// [`resolve_with`](Self::resolve_with) with default options: OAuth2 token endpoints on
+    /// public networks only, rotated refresh tokens kept in memory.
     pub fn resolve(&self, bound_to: AllowedHosts) -> Result<Credential, Error> {
+        self.resolve_with(bound_to, ResolveOptions::default())
+    }
+
+    /// Reads the secrets and binds the credential to `bound_to`, normally the hosts the connector
+    /// declares: the transport applies it to no other host. No request is made: OAuth2 tokens
+    /// are fetched when the first request needs one.
+    pub fn resolve_with(
+        &self,
+        bound_to: AllowedHosts,
+        options: ResolveOptions,
+    ) -> Result<Credential, Error> {
+        let oauth2 = |grant,
+                      token_url: &String,
+                      client_id: &SecretRef,
+                      client_secret: Option<&SecretRef>,
+                      refresh_token: Option<&SecretRef>,
+                      scopes: &Vec<String>| {
+            let token_url = Url::parse(token_url).map_err(|_| Error::InvalidAuth {
+                reason: format!("`token_url = {token_url:?}` is not a URL"),
+            })?;
+            let source = TokenSource::new(TokenSourceConfig {
+                grant,
+                token_url,
+                client_id: client_id.resolve_quietly()?,
+                client_secret: client_secret.map(SecretRef::resolve).transpose()?,
+                scopes: scopes.clone(),
+                refresh_token: refresh_token.map(SecretRef::resolve).transpose()?,
+                allow_private_networks: options.allow_private_networks,
+                store: options.store.clone(),
+            })?;
+            Ok::<_, Error>((Scheme::OAuth2(Arc::new(source)), Vec::new()))
+        };
         let (scheme, echo) = match self {
+            Self::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+            } => oauth2(
+                Grant::ClientCredentials,
+                token_url,
+                client_id,
+                Some(client_secret),
+                None,
+                scopes,
+            )?,
+            Self::Oauth2RefreshToken {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+                scopes,
+            } => oauth2(
+                Grant::RefreshToken,
+                token_url,
+                client_id,
+                client_secret.as_ref(),
+                Some(refresh_token),
+                scopes,
+            )?,
             Self::ApiKey { key, header, query } => {
                 let secret = key.resolve()?;
                 let scheme = match (header, query) {
@@ -350,6 +473,29 @@ enum Scheme {
     },
     /// A query parameter with this name and value.
     Query { name: String, value: Secret },
+    /// An OAuth2 access token in `Authorization: Bearer`.
+    OAuth2(Arc<TokenSource>),
+}
+
+/// The `type` value of `scheme` in an `[auth]` table.
+pub fn scheme_name(scheme: AuthScheme) -> &'static str {
+    match scheme {
+        AuthScheme::ApiKey => "api_key",
+        AuthScheme::Bearer => "bearer",
+        AuthScheme::Basic => "basic",
+        AuthScheme::Oauth2ClientCredentials => "oauth2_client_credentials",
+        AuthScheme::Oauth2RefreshToken => "oauth2_refresh_token",
+    }
+}
+
+/// What [`Credential::apply`] put on a request: for an OAuth2 token, its generation, to pass
+/// to [`Credential::rejected`] when the API answers `401`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A fixed secret.
+    Static,
+    /// An OAuth2 access token of this generation.
+    Token(u64),
 }
 
 /// A resolved credential, bound to the hosts it may be sent to. `Debug` shows no secret.
@@ -366,6 +512,12 @@ impl fmt::Debug for Credential {
         let carrier = match &self.scheme {
             Scheme::Header { name, .. } => format!("header `{name}`"),
             Scheme::Query { name, .. } => format!("query parameter `{name}`"),
+            Scheme::OAuth2(source) => {
+                format!(
+                    "header `authorization` (OAuth2 from `{}`)",
+                    source.token_url()
+                )
+            }
         };
         f.debug_struct("Credential")
             .field("carrier", &carrier)
@@ -384,6 +536,7 @@ impl Credential {
     pub fn header_name(&self) -> Option<&HeaderName> {
         match &self.scheme {
             Scheme::Header { name, .. } => Some(name),
+            Scheme::OAuth2(_) => Some(&reqwest::header::AUTHORIZATION),
             Scheme::Query { .. } => None,
         }
     }
@@ -393,12 +546,18 @@ impl Credential {
     pub fn query_name(&self) -> Option<&str> {
         match &self.scheme {
             Scheme::Query { name, .. } => Some(name),
-            Scheme::Header { .. } => None,
+            Scheme::Header { .. } | Scheme::OAuth2(_) => None,
         }
     }
 
-    /// Puts the credential on a request about to be sent.
-    pub fn apply(&self, url: &mut Url, headers: &mut HeaderMap) {
+    /// Puts the credential on a request about to be sent. An OAuth2 credential may first
+    /// fetch a token with `client` (see [`oauth2::TokenSource::token`]).
+    pub async fn apply(
+        &self,
+        client: &reqwest::Client,
+        url: &mut Url,
+        headers: &mut HeaderMap,
+    ) -> Result<Applied, oauth2::Error> {
         match &self.scheme {
             Scheme::Header { name, value } => {
                 headers.insert(name.clone(), value.clone());
@@ -406,11 +565,75 @@ impl Credential {
             Scheme::Query { name, value } => {
                 url.query_pairs_mut().append_pair(name, value.expose());
             }
+            Scheme::OAuth2(source) => {
+                let token = source.token(client).await?;
+                headers.insert(reqwest::header::AUTHORIZATION, token.header);
+                return Ok(Applied::Token(token.generation));
+            }
         }
+        Ok(Applied::Static)
+    }
+
+    /// The API answered `401` to a request that carried `applied`. Returns whether sending it
+    /// again may help: an OAuth2 token is then dropped, so the next request fetches a new one.
+    pub async fn rejected(&self, applied: Applied) -> bool {
+        match (&self.scheme, applied) {
+            (Scheme::OAuth2(source), Applied::Token(generation)) => {
+                source.rejected(generation).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// OAuth2 tokens fetched so far; `None` for other schemes.
+    pub fn oauth2_fetches(&self) -> Option<u64> {
+        match &self.scheme {
+            Scheme::OAuth2(source) => Some(source.fetches()),
+            Scheme::Header { .. } | Scheme::Query { .. } => None,
+        }
+    }
+
+    /// Replaces every occurrence of one of the credential's secrets in `body` (a response body
+    /// about to be handed to the connector, from a server that echoes what it received) with
+    /// `[redacted]`. Returns whether anything was replaced.
+    pub fn redact(&self, body: &mut Vec<u8>) -> bool {
+        let mut secrets = self.echo.clone();
+        if let Scheme::OAuth2(source) = &self.scheme {
+            secrets.extend(source.secrets());
+        }
+        let mut replaced = false;
+        for secret in secrets {
+            let needle = secret.expose().as_bytes();
+            if needle.len() < MIN_ECHO_CHECK_BYTES
+                || !body.windows(needle.len()).any(|window| window == needle)
+            {
+                continue;
+            }
+            replaced = true;
+            let mut out = Vec::with_capacity(body.len());
+            let mut rest: &[u8] = body;
+            while let Some(at) = rest
+                .windows(needle.len())
+                .position(|window| window == needle)
+            {
+                out.extend_from_slice(&rest[..at]);
+                out.extend_from_slice(REDACTED.as_bytes());
+                rest = &rest[at + needle.len()..];
+            }
+            out.extend_from_slice(rest);
+            *body = out;
+        }
+        replaced
     }
 
     /// Whether `bytes` (e.g. a response header value) contains one of the credential's secrets.
     pub fn appears_in(&self, bytes: &[u8]) -> bool {
+        if let Scheme::OAuth2(source) = &self.scheme
+            && source.appears_in(bytes)
+        {
+            return true;
+        }
         self.echo.iter().any(|secret| {
             let needle = secret.expose().as_bytes();
             bytes.windows(needle.len()).any(|window| window == needle)
@@ -553,8 +776,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn auth_configs_parse_and_apply() {
+    #[tokio::test]
+    async fn auth_configs_parse_and_apply() {
+        let client = reqwest::Client::new();
         let bound = hosts(&["api.example.com"]);
         let url = Url::parse("https://api.example.com/v1").unwrap();
 
@@ -562,7 +786,7 @@ mod tests {
             .resolve(bound.clone())
             .unwrap();
         let (mut u, mut h) = (url.clone(), HeaderMap::new());
-        bearer.apply(&mut u, &mut h);
+        bearer.apply(&client, &mut u, &mut h).await.unwrap();
         assert_eq!(h["authorization"], "Bearer tok-123");
         assert!(h["authorization"].is_sensitive());
         assert_eq!(u, url);
@@ -571,7 +795,7 @@ mod tests {
             .resolve(bound.clone())
             .unwrap();
         let (mut u, mut h) = (url.clone(), HeaderMap::new());
-        basic.apply(&mut u, &mut h);
+        basic.apply(&client, &mut u, &mut h).await.unwrap();
         assert_eq!(h["authorization"], "Basic YWxpY2U6b3BlbiBzZXNhbWU=");
         assert!(basic.appears_in(b"echo: open sesame"));
         assert!(basic.appears_in(b"YWxpY2U6b3BlbiBzZXNhbWU="));
@@ -581,7 +805,7 @@ mod tests {
             .unwrap();
         assert_eq!(header_key.header_name().unwrap(), "x-api-key");
         let (mut u, mut h) = (url.clone(), HeaderMap::new());
-        header_key.apply(&mut u, &mut h);
+        header_key.apply(&client, &mut u, &mut h).await.unwrap();
         assert_eq!(h["x-api-key"], "k-42-xyz");
 
         let query_key = auth("type = \"api_key\"\nkey = \"k-42-xyz\"\nquery = \"api_key\"")
@@ -589,10 +813,17 @@ mod tests {
             .unwrap();
         assert_eq!(query_key.query_name(), Some("api_key"));
         let (mut u, mut h) = (url.clone(), HeaderMap::new());
-        query_key.apply(&mut u, &mut h);
+        query_key.apply(&client, &mut u, &mut h).await.unwrap();
         assert_eq!(u.as_str(), "https://api.example.com/v1?api_key=k-42-xyz");
         assert!(h.is_empty());
         assert!(query_key.appears_in(b"https://x/?api_key=k-42-xyz"));
+        let mut body = b"{\"key\":\"k-42-xyz\",\"again\":\"k-42-xyzk-42-xyz\"}".to_vec();
+        assert!(query_key.redact(&mut body));
+        assert_eq!(
+            body,
+            b"{\"key\":\"[redacted]\",\"again\":\"[redacted][redacted]\"}".to_vec()
+        );
+        assert!(!query_key.redact(&mut body));
         assert!(!query_key.appears_in(b"k-42"));
     }
 

@@ -19,6 +19,7 @@ use crate::connector::{Connector, Session, now_ms};
 use crate::http::{self, AllowedHosts, EgressPolicy, HttpRequest, Transport, TransportStats};
 use crate::protocol::{ConnectorRequest, Next, RateLimitHint, RunContext, StreamInfo, SyncMode};
 use crate::sandbox::{self, Limits, Runtime};
+use crate::secrets::ResolveOptions;
 use crate::sink::{self, JsonlSink};
 
 /// What to sync and where.
@@ -212,12 +213,18 @@ async fn run_inner(
     let deadline = started.checked_add(Duration::from_secs(limits.max_sync_duration_secs));
     let spec = connector.spec(runtime, limits).await?;
     connection.validate_config(connector.name(), &spec.config_schema)?;
+    connection.check_auth_scheme(connector.name(), &spec.auth_schemes)?;
     let config = connection.config_json();
     let catalog = connector.discover(runtime, limits, config).await?;
     let streams = select_streams(&catalog.streams, &options.streams)?;
 
-    let transport = build_transport(connection, &catalog.allowed_hosts, spec.rate_limit)?;
     let store = CheckpointStore::open(&options.state_dir)?;
+    let transport = build_transport(
+        connection,
+        &catalog.allowed_hosts,
+        spec.rate_limit,
+        Some(&store),
+    )?;
 
     let mut summaries = Vec::with_capacity(streams.len());
     let mut failures = Vec::new();
@@ -253,6 +260,15 @@ async fn run_inner(
             failures.push((stream.name.clone(), error.to_string()));
             summary.error = Some(error.to_string());
             summary.error_kind = Some(error.kind());
+            if error.kind() == "reauthorization_required" {
+                // Every further request would be refused the same way: stop here.
+                tracing::error!(
+                    "error.type" = "reauthorization_required",
+                    "The OAuth2 refresh token was refused; the sync stops until the connection is authorised again."
+                );
+                summaries.push(summary);
+                break;
+            }
         }
         summaries.push(summary);
     }
@@ -325,12 +341,13 @@ fn select_streams<'a>(
 }
 
 /// The connection's transport: egress policy from the connector's declared hosts narrowed by
-/// the operator, the credential bound to the declared hosts, and the connector's suggested rate
-/// limit (unless the operator set one).
+/// the operator, the credential bound to the declared hosts (saving rotated OAuth2 refresh
+/// tokens in `store`), and the connector's suggested rate limit (unless the operator set one).
 fn build_transport(
     connection: &Connection,
     declared_hosts: &[String],
     rate_limit: Option<RateLimitHint>,
+    store: Option<&CheckpointStore>,
 ) -> Result<Transport, Error> {
     let http_error = |context: &str| {
         let context = context.to_owned();
@@ -350,12 +367,23 @@ fn build_transport(
         operator,
         connection.network.allow_private_networks,
     );
-    let credential = connection
-        .auth
-        .as_ref()
-        .map(|auth| auth.resolve(policy.declared().clone()))
-        .transpose()?;
-    Transport::new(&connection.http, policy, credential)
+    let credential = match &connection.auth {
+        Some(auth) => {
+            let options = ResolveOptions {
+                allow_private_networks: connection.network.allow_private_networks,
+                store: store
+                    .map(|store| store.credential_slot(&connection.name))
+                    .transpose()?,
+            };
+            Some(auth.resolve_with(policy.declared().clone(), options)?)
+        }
+        None => None,
+    };
+    let tls = connection
+        .tls
+        .resolve()
+        .map_err(http_error("cannot set up TLS"))?;
+    Transport::with_tls(&connection.http, policy, credential, tls)
         .and_then(|transport| transport.with_rate_limit_hint(rate_limit))
         .map_err(http_error("cannot set up the HTTP client"))
 }

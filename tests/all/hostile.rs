@@ -24,6 +24,9 @@ macro_rules! assert_test_exists {
         const _: fn() = $name;
     };
 }
+// Its test lives with the other credential tests.
+use crate::auth::hostile_secret_probe;
+
 sluice_tests::foreach_hostile!(assert_test_exists);
 
 use crate::{Workspace, assert_healthy_sync, sync_in_process};

@@ -54,6 +54,8 @@ pub struct Hit {
     pub query: Vec<(String, String)>,
     /// Headers with lowercase names.
     pub headers: Vec<(String, String)>,
+    /// The body (by `Content-Length`).
+    pub body: Vec<u8>,
     /// When its head had been read completely.
     pub at: Instant,
 }
@@ -73,6 +75,13 @@ impl Hit {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of form field `name` in an `application/x-www-form-urlencoded` body.
+    pub fn form_value(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(&self.body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// The path and query as a `(limit, offset)` pair of the offset endpoint, if present.
@@ -408,6 +417,7 @@ async fn serve(mut stream: TcpStream, connection: usize, script: Arc<Script>, sh
                 path: request.path,
                 query: request.query,
                 headers: request.headers,
+                body: request.body,
                 at: Instant::now(),
             };
             hits.push(hit.clone());
@@ -510,6 +520,7 @@ struct Request {
     path: String,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
+    body: Vec<u8>,
 }
 
 /// Reads one request (head and `Content-Length` body) from `stream`, keeping any bytes past it
@@ -552,6 +563,7 @@ async fn read_request(stream: &mut TcpStream, buffered: &mut Vec<u8>) -> Option<
         }
         buffered.extend_from_slice(&chunk[..n]);
     }
+    let body = buffered[body_start..body_start + length].to_vec();
     buffered.drain(..body_start + length);
     let url = url::Url::parse(&format!("http://scripted{target}")).ok()?;
     Some(Request {
@@ -562,5 +574,6 @@ async fn read_request(stream: &mut TcpStream, buffered: &mut Vec<u8>) -> Option<
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect(),
         headers,
+        body,
     })
 }

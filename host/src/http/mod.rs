@@ -9,6 +9,9 @@
 //!   and on the addresses names resolve to.
 //! - Credentials ([`crate::secrets::Credential`]) are added by the host, only to requests that
 //!   ask for them and only on the origin they were sent to, never on a redirect elsewhere.
+//! - OAuth2 access tokens are fetched, cached and refreshed by [`oauth2::TokenSource`]; a `401`
+//!   to a request that carried one makes the transport fetch a new token and send it once more.
+//! - `[tls]` ([`TlsConfig`]) adds a client certificate for mutual TLS and extra trusted CAs.
 //! - Every request put on the wire first waits for its host's rate limit
 //!   ([`crate::rate_limit`]), and every response's rate-limit headers adapt it.
 //! - Responses are read with a cap on decompressed bytes and handed back as data
@@ -18,8 +21,10 @@
 
 mod allowed_hosts;
 mod body;
+pub mod oauth2;
 mod policy;
 mod resolver;
+mod tls;
 mod transport;
 
 #[cfg(test)]
@@ -33,6 +38,7 @@ use crate::retry::{self, RetryConfig};
 
 pub use allowed_hosts::AllowedHosts;
 pub use policy::{BlockedClass, Denial, EgressPolicy, classify};
+pub use tls::{ResolvedTls, TlsConfig};
 pub use transport::{Transport, TransportStats};
 
 /// Default for [`HttpSettings::connect_timeout_ms`]: a TCP and TLS handshake with a healthy API
@@ -268,6 +274,19 @@ pub enum Error {
         /// What is wrong.
         problem: RequestProblem,
     },
+    /// No credential could be put on the request (an OAuth2 token could not be had).
+    #[error(transparent)]
+    Auth(#[from] oauth2::Error),
+    /// A `[tls]` setting cannot be used.
+    #[error("invalid `{setting}` = {value} in [tls]: {reason}")]
+    InvalidTls {
+        /// The setting.
+        setting: &'static str,
+        /// Where it points (a path or a secret's origin; never key material).
+        value: String,
+        /// What is wrong and how to fix it.
+        reason: &'static str,
+    },
     /// An allowed-host pattern cannot be parsed.
     #[error("invalid allowed host `{pattern}`: {reason}")]
     InvalidAllowedHost {
@@ -417,8 +436,10 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Denied { .. } => "denied",
+            Self::Auth(error) => error.kind(),
             Self::InvalidRequest { .. } => "invalid_request",
             Self::InvalidAllowedHost { .. }
+            | Self::InvalidTls { .. }
             | Self::InvalidSetting { .. }
             | Self::InvalidRetry(_)
             | Self::InvalidRateLimit(_) => "invalid_config",

@@ -14,12 +14,12 @@ use super::policy::{Denial, display_host};
 use super::resolver::{PolicyResolver, ResolveDenied};
 use super::{
     EgressPolicy, Error, HttpRequest, HttpResponse, HttpSettings, MAX_MAX_RESPONSE_BYTES,
-    RequestProblem, body, display_url,
+    RequestProblem, ResolvedTls, body, display_url,
 };
 use crate::protocol::RateLimitHint;
 use crate::rate_limit::{LONG_WAIT, RateLimitConfig, RateLimiter, ServerSignal};
 use crate::retry::{self, AttemptReport, Classify, Outcome, RetryAction, RetryPolicy, RetryReason};
-use crate::secrets::Credential;
+use crate::secrets::{Applied, Credential};
 
 /// Headers a connector may not set: credentials and cookies are the host's, `host` must match the
 /// URL the policy checked, and framing headers are for the HTTP stack alone.
@@ -126,6 +126,16 @@ impl Transport {
         policy: EgressPolicy,
         credential: Option<Credential>,
     ) -> Result<Self, Error> {
+        Self::with_tls(settings, policy, credential, ResolvedTls::default())
+    }
+
+    /// [`new`](Self::new) with a client certificate and extra trusted CAs from `[tls]`.
+    pub fn with_tls(
+        settings: &HttpSettings,
+        policy: EgressPolicy,
+        credential: Option<Credential>,
+        tls: ResolvedTls,
+    ) -> Result<Self, Error> {
         let millis = |setting: &'static str, value: u64| {
             if value == 0 {
                 Err(Error::InvalidSetting {
@@ -156,7 +166,14 @@ impl Transport {
             })?;
         let retry = RetryPolicy::new(&settings.retry)?;
         let rate_limit = RateLimiter::new(&settings.rate_limit, None)?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(identity) = tls.identity {
+            builder = builder.identity(identity);
+        }
+        for root in tls.roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .referer(false)
@@ -323,6 +340,8 @@ impl Transport {
         let mut headers = connector_headers.clone();
         let mut redirects = 0;
         let mut stale_resent = false;
+        // Whether a `401` already made the credential fetch a new token for this request.
+        let mut reauthorized = false;
         loop {
             let shown = display_url(&url);
             let host = display_host(&url);
@@ -336,12 +355,17 @@ impl Transport {
             }
             let mut wire_url = url.clone();
             let mut wire_headers = headers.clone();
+            let mut applied = None;
             if let Some(credential) = &self.credential
                 && request.authenticate
                 && url.origin() == origin
                 && credential.is_bound_to(&url)
             {
-                credential.apply(&mut wire_url, &mut wire_headers);
+                applied = Some(
+                    credential
+                        .apply(&self.client, &mut wire_url, &mut wire_headers)
+                        .await?,
+                );
             }
             let mut wire = reqwest::Request::new(method.clone(), wire_url);
             *wire.headers_mut() = wire_headers;
@@ -376,6 +400,23 @@ impl Transport {
                 }
             };
             let status = response.status();
+            if status == StatusCode::UNAUTHORIZED
+                && !reauthorized
+                && let (Some(credential), Some(applied)) = (&self.credential, applied)
+                && applied != Applied::Static
+                && credential.rejected(applied).await
+            {
+                // The token was refused (revoked, or expired early): fetch a new one and send
+                // the request once more with it.
+                reauthorized = true;
+                tracing::debug!(
+                    attempt,
+                    host = %host,
+                    path = url.path(),
+                    "Access token refused with 401; sending again with a new token."
+                );
+                continue;
+            }
             let signal = ServerSignal::from_headers(
                 status.as_u16(),
                 |name| response.headers().get(name).and_then(|v| v.to_str().ok()),
@@ -410,7 +451,16 @@ impl Transport {
                 continue;
             }
             let response_headers = self.response_headers(response.headers());
-            let body = body::read_capped(response, self.max_response_bytes, &shown).await?;
+            let mut body = body::read_capped(response, self.max_response_bytes, &shown).await?;
+            if let Some(credential) = &self.credential
+                && credential.redact(&mut body)
+            {
+                tracing::debug!(
+                    host = %host,
+                    path = url.path(),
+                    "The response body echoed the credential; it was redacted before the connector saw it."
+                );
+            }
             self.counters
                 .bytes_received
                 .fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -559,7 +609,7 @@ fn is_followed_redirect(status: StatusCode) -> bool {
 
 /// Maps a reqwest error from sending into the transport's error, recognising the resolver's
 /// policy refusals anywhere in the chain.
-fn send_error(source: reqwest::Error, url: String) -> Error {
+pub(super) fn send_error(source: reqwest::Error, url: String) -> Error {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&source);
     while let Some(error) = cause {
         if let Some(denied) = error.downcast_ref::<ResolveDenied>() {

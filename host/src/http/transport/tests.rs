@@ -894,3 +894,507 @@ async fn retries_are_counted_by_cause() {
     assert_eq!(stats.rate_limited, 1);
     assert_eq!(stats.rate_limit_waits, 0);
 }
+
+// OAuth2: a token endpoint and an API on loopback. The endpoint issues `at-N` for the N-th
+// token; the API accepts only tokens from `accepted_from` on.
+
+struct OAuthApi {
+    api: TestServer,
+    token: TestServer,
+    /// Token requests that reached the endpoint.
+    token_hits: Arc<AtomicU64>,
+    /// Lowest token number the API accepts.
+    accepted_from: Arc<AtomicU64>,
+}
+
+fn form_value(body: &[u8], name: &str) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn oauth_api(token_reply: impl Fn(&[u8], u64) -> Reply + Send + Sync + 'static) -> OAuthApi {
+    let token_hits = Arc::new(AtomicU64::new(0));
+    let accepted_from = Arc::new(AtomicU64::new(1));
+    let hits = Arc::clone(&token_hits);
+    let token = TestServer::start(move |request, _| {
+        let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
+        token_reply(&request.body, n)
+    })
+    .await;
+    let accepted = Arc::clone(&accepted_from);
+    let api = TestServer::start(move |request, _| {
+        let number = request
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer at-"))
+            .and_then(|n| n.parse::<u64>().ok());
+        match number {
+            Some(n) if n >= accepted.load(Ordering::SeqCst) => ok(b"data"),
+            _ => response(401, &[], b"unauthorized"),
+        }
+    })
+    .await;
+    OAuthApi {
+        api,
+        token,
+        token_hits,
+        accepted_from,
+    }
+}
+
+fn token_json(n: u64, extra: &str) -> Reply {
+    let body = format!(r#"{{"access_token":"at-{n}","token_type":"Bearer"{extra}}}"#);
+    response(
+        200,
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+}
+
+fn oauth_credential(
+    api: &OAuthApi,
+    grant: &str,
+    options: crate::secrets::ResolveOptions,
+) -> Credential {
+    let text = format!(
+        "type = \"{grant}\"\ntoken_url = \"{}\"\nclient_id = \"cid\"\nclient_secret = \"csecret-XYZ\"\n\
+         refresh_token = \"rt-1\"\nscopes = [\"read\", \"write\"]\n",
+        api.token.url("/token")
+    );
+    let text = if grant == "oauth2_client_credentials" {
+        text.replace("refresh_token = \"rt-1\"\n", "")
+    } else {
+        text
+    };
+    let config: AuthConfig = toml::from_str(&text).unwrap();
+    config
+        .resolve_with(hosts(&local(&[&api.api])), options)
+        .unwrap()
+}
+
+fn private_ok() -> crate::secrets::ResolveOptions {
+    crate::secrets::ResolveOptions {
+        allow_private_networks: true,
+        store: None,
+    }
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_token_is_fetched_once_and_cached() {
+    let api = oauth_api(|body, n| {
+        assert_eq!(
+            form_value(body, "grant_type").as_deref(),
+            Some("client_credentials")
+        );
+        assert_eq!(
+            form_value(body, "client_secret").as_deref(),
+            Some("csecret-XYZ")
+        );
+        assert_eq!(form_value(body, "scope").as_deref(), Some("read write"));
+        token_json(n, r#","expires_in":3600"#)
+    })
+    .await;
+    let credential = oauth_credential(&api, "oauth2_client_credentials", private_ok());
+    // The token endpoint is not one of the connector's hosts: allowed for the token only.
+    let t = transport(&local(&[&api.api]), Some(credential));
+    for _ in 0..3 {
+        let response = t.send(get(api.api.url("/data"))).await.unwrap();
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 1);
+    for seen in api.api.requests() {
+        assert_eq!(seen.header("authorization"), Some("Bearer at-1"));
+    }
+}
+
+#[tokio::test]
+async fn oauth2_token_without_lifetime_left_is_fetched_for_every_request() {
+    let api = oauth_api(|_, n| token_json(n, r#","expires_in":0"#)).await;
+    let credential = oauth_credential(&api, "oauth2_client_credentials", private_ok());
+    let t = transport(&local(&[&api.api]), Some(credential));
+    t.send(get(api.api.url("/data"))).await.unwrap();
+    t.send(get(api.api.url("/data"))).await.unwrap();
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 2);
+    let seen = api.api.requests();
+    assert_eq!(seen[1].header("authorization"), Some("Bearer at-2"));
+}
+
+#[tokio::test]
+async fn fifty_concurrent_401s_cause_exactly_one_refresh() {
+    let api = oauth_api(|_, n| token_json(n, r#","expires_in":3600"#)).await;
+    let credential = oauth_credential(&api, "oauth2_refresh_token", private_ok());
+    let t = transport(&local(&[&api.api]), Some(credential));
+    assert_eq!(t.send(get(api.api.url("/data"))).await.unwrap().status, 200);
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 1);
+    // The API revokes token 1: all 50 requests carry it, get 401, and need a new one.
+    api.accepted_from.store(2, Ordering::SeqCst);
+    let sends = (0..50).map(|_| t.send(get(api.api.url("/data"))));
+    let responses = futures_util::future::join_all(sends).await;
+    for response in responses {
+        assert_eq!(response.unwrap().status, 200);
+    }
+    assert_eq!(
+        api.token_hits.load(Ordering::SeqCst),
+        2,
+        "one refresh for all 50 requests"
+    );
+    let refused = api
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.header("authorization") == Some("Bearer at-1"))
+        .count();
+    assert!(refused >= 2, "the 401s happened: {refused}");
+}
+
+#[tokio::test]
+async fn a_401_is_retried_once_with_a_new_token_then_returned() {
+    let api = oauth_api(|_, n| token_json(n, "")).await;
+    let credential = oauth_credential(&api, "oauth2_client_credentials", private_ok());
+    let t = transport(&local(&[&api.api]), Some(credential));
+    // No token is ever accepted: one refresh, one retry, then the 401 goes to the connector.
+    api.accepted_from.store(u64::MAX, Ordering::SeqCst);
+    let response = t.send(get(api.api.url("/data"))).await.unwrap();
+    assert_eq!(response.status, 401);
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 2);
+    assert_eq!(api.api.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_grant_fails_fast_and_is_never_asked_again() {
+    let api = oauth_api(|_, _| {
+        response(
+            400,
+            &[("content-type", "application/json")],
+            br#"{"error":"invalid_grant","error_description":"revoked"}"#,
+        )
+    })
+    .await;
+    let credential = oauth_credential(&api, "oauth2_refresh_token", private_ok());
+    let t = transport(&local(&[&api.api]), Some(credential));
+    for _ in 0..2 {
+        let error = t.send(get(api.api.url("/data"))).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Auth(crate::http::oauth2::Error::InvalidGrant { .. })
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("re-authorisation is needed"),
+            "{error}"
+        );
+        assert_eq!(error.kind(), "reauthorization_required");
+        assert!(!error.to_string().contains("rt-1"), "{error}");
+    }
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 1, "no retry loop");
+    assert!(api.api.requests().is_empty());
+}
+
+#[tokio::test]
+async fn failing_token_endpoint_is_retried_with_backoff_and_bounded() {
+    let api = oauth_api(|_, n| match n {
+        1 | 2 => response(503, &[], b"busy"),
+        _ => token_json(n, ""),
+    })
+    .await;
+    let credential = oauth_credential(&api, "oauth2_client_credentials", private_ok());
+    let t = transport(&local(&[&api.api]), Some(credential));
+    api.accepted_from.store(3, Ordering::SeqCst);
+    assert_eq!(t.send(get(api.api.url("/data"))).await.unwrap().status, 200);
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 3);
+
+    let down = oauth_api(|_, _| response(500, &[], b"down")).await;
+    let credential = oauth_credential(&down, "oauth2_client_credentials", private_ok());
+    let t = transport(&local(&[&down.api]), Some(credential));
+    let error = t.send(get(down.api.url("/data"))).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Auth(crate::http::oauth2::Error::Unavailable { attempts: 4, .. })
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        down.token_hits.load(Ordering::SeqCst),
+        u64::from(crate::http::oauth2::TOKEN_MAX_ATTEMPTS)
+    );
+}
+
+#[tokio::test]
+async fn token_endpoint_on_a_private_network_is_refused_unless_allowed() {
+    let api = oauth_api(|_, n| token_json(n, "")).await;
+    let credential = oauth_credential(
+        &api,
+        "oauth2_client_credentials",
+        crate::secrets::ResolveOptions::default(),
+    );
+    let client = reqwest::Client::new();
+    let mut url = api.api.url("/data");
+    let mut headers = HeaderMap::new();
+    let error = credential
+        .apply(&client, &mut url, &mut headers)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, crate::http::oauth2::Error::Denied(_)),
+        "{error}"
+    );
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 0);
+    assert!(headers.is_empty());
+}
+
+#[tokio::test]
+async fn rotated_refresh_token_is_saved_before_use_and_wins_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::checkpoint::CheckpointStore::open(dir.path()).unwrap();
+    let options = || crate::secrets::ResolveOptions {
+        allow_private_networks: true,
+        store: Some(store.credential_slot("conn").unwrap()),
+    };
+    // Rotation: token N is issued for refresh token rt-N and comes with rt-(N+1).
+    let api = oauth_api(|body, n| {
+        let expected = format!("rt-{n}");
+        if form_value(body, "refresh_token").as_deref() != Some(expected.as_str()) {
+            return response(400, &[], br#"{"error":"invalid_grant"}"#);
+        }
+        token_json(
+            n,
+            &format!(r#","expires_in":3600,"refresh_token":"rt-{}""#, n + 1),
+        )
+    })
+    .await;
+    let t = transport(
+        &local(&[&api.api]),
+        Some(oauth_credential(&api, "oauth2_refresh_token", options())),
+    );
+    assert_eq!(t.send(get(api.api.url("/data"))).await.unwrap().status, 200);
+    let saved = store
+        .credential_slot("conn")
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.refresh_token.expose(), "rt-2");
+    drop(t);
+    // A new process: the configured rt-1 is spent, the saved rt-2 is used.
+    let t = transport(
+        &local(&[&api.api]),
+        Some(oauth_credential(&api, "oauth2_refresh_token", options())),
+    );
+    api.accepted_from.store(2, Ordering::SeqCst);
+    assert_eq!(t.send(get(api.api.url("/data"))).await.unwrap().status, 200);
+    assert_eq!(api.token_hits.load(Ordering::SeqCst), 2);
+    let saved = store
+        .credential_slot("conn")
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.refresh_token.expose(), "rt-3");
+    // The access token is never persisted.
+    drop(t);
+    drop(store);
+    for path in walk(dir.path()) {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(4).any(|w| w == b"at-1" || w == b"at-2"),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+// Mutual TLS: a loopback TLS server that requires a client certificate from a test CA, with
+// every certificate generated here.
+
+struct Pki {
+    ca_pem: String,
+    ca_der: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    server_cert: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    server_key: Vec<u8>,
+    client_cert_pem: String,
+    client_key_pem: String,
+}
+
+fn pki() -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sluice test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let mut server_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "sluice client");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        ca_der: ca_cert.der().clone(),
+        server_cert: server_cert.der().clone(),
+        server_key: server_key.serialize_der(),
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
+    }
+}
+
+/// Starts a TLS server on 127.0.0.1 that requires a client certificate signed by the test CA
+/// and answers `200 ok` to every request. Returns its port and the count of requests served.
+async fn mtls_server(pki: &Pki) -> (u16, Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_rustls::rustls;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der.clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![pki.server_cert.clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(pki.server_key.clone().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&served);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, served)
+}
+
+fn mtls_transport(port: u16, tls: &str) -> Transport {
+    let config: crate::http::TlsConfig = toml::from_str(tls).unwrap();
+    let settings = HttpSettings {
+        retry: RetryConfig {
+            max_attempts: 1,
+            ..RetryConfig::default()
+        },
+        ..HttpSettings::default()
+    };
+    let policy = EgressPolicy::new(hosts(&[format!("127.0.0.1:{port}")]), None, true);
+    Transport::with_tls(&settings, policy, None, config.resolve().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn mutual_tls_with_client_certificate_and_private_ca() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca = write("ca.pem", &pki.ca_pem);
+    let cert = write("client.crt", &pki.client_cert_pem);
+    let key = write("client.key", &pki.client_key_pem);
+    let (port, served) = mtls_server(&pki).await;
+    let url = Url::parse(&format!("https://127.0.0.1:{port}/items")).unwrap();
+
+    let full =
+        format!("client_cert = {cert:?}\nclient_key = {{ file = {key:?} }}\nca_bundle = {ca:?}\n");
+    let response = mtls_transport(port, &full)
+        .send(get(url.clone()))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"ok");
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+
+    // Without the client certificate the server refuses the handshake.
+    let no_identity = format!("ca_bundle = {ca:?}\n");
+    let error = mtls_transport(port, &no_identity)
+        .send(get(url.clone()))
+        .await
+        .unwrap_err();
+    assert!(!matches!(error, Error::Denied { .. }), "{error}");
+    // Without the private CA the server's certificate is not trusted.
+    let no_ca = format!("client_cert = {cert:?}\nclient_key = {{ file = {key:?} }}\n");
+    let error = mtls_transport(port, &no_ca)
+        .send(get(url))
+        .await
+        .unwrap_err();
+    assert!(!matches!(error, Error::Denied { .. }), "{error}");
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "only the mutual-TLS request was served"
+    );
+}
+
+#[test]
+fn a_key_that_is_not_pem_is_refused_without_quoting_it() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("client.crt");
+    std::fs::write(&cert, &pki.client_cert_pem).unwrap();
+    let config: crate::http::TlsConfig = toml::from_str(&format!(
+        "client_cert = {:?}\nclient_key = \"not-a-key-SECRET\"\n",
+        cert.display().to_string()
+    ))
+    .unwrap();
+    let message = config.resolve().unwrap_err().to_string();
+    assert!(
+        message.starts_with("invalid `client_key` = the config file in [tls]"),
+        "{message}"
+    );
+    assert!(!message.contains("SECRET"), "{message}");
+}
