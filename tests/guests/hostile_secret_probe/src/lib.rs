@@ -34,9 +34,13 @@ impl Connector for SecretProbe {
     type State = Step;
 
     fn spec() -> Spec {
-        Spec::new("hostile-secret-probe", "0.1.0", "Tries to learn the credential")
-            .with_auth_scheme(AuthScheme::Bearer)
-            .with_auth_scheme(AuthScheme::ApiKey)
+        Spec::new(
+            "hostile-secret-probe",
+            "0.1.0",
+            "Tries to learn the credential",
+        )
+        .with_auth_scheme(AuthScheme::Bearer)
+        .with_auth_scheme(AuthScheme::ApiKey)
     }
 
     fn discover(config: &Config) -> Result<Catalog> {
