@@ -13,16 +13,25 @@ pub enum LogFormat {
 }
 
 /// Installs a stderr subscriber. `verbosity` counts `-v` flags minus `-q` flags (0 = warnings
-/// and errors only). `SLUICE_LOG` (an `EnvFilter` directive) overrides it.
+/// and errors only). `SLUICE_LOG` (an `EnvFilter` directive, e.g. `wasmtime=debug`) overrides
+/// it.
 pub fn init(verbosity: i8, format: LogFormat) {
+    // `-v` flags raise Sluice's own events and the connectors' (`guest`) log lines; the
+    // libraries underneath (wasmtime, cranelift, hyper) stay at warnings, since their debug
+    // output is enormous (cranelift traces every compiled function) and of no use to operators.
     let default = match verbosity {
-        i8::MIN..=-1 => "error",
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+        i8::MIN..=-1 => "error".to_owned(),
+        0 => "warn".to_owned(),
+        _ => {
+            let level = match verbosity {
+                1 => "info",
+                2 => "debug",
+                _ => "trace",
+            };
+            format!("warn,sluice_host={level},guest={level}")
+        }
     };
-    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(&default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
