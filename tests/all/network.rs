@@ -748,8 +748,13 @@ async fn idle_connections_closed_by_the_server_are_not_reused() {
         .await
         .expect("first request");
     assert_eq!(first.status, 200);
-    // Let the server close the idle connection (a pause, not a timing assertion).
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait for the event itself: the server closing the idle connection.
+    assert!(
+        sluice_tests::wait::until_async(Duration::from_secs(10), || server.connections_closed()
+            >= 1)
+        .await,
+        "the server never closed the idle connection"
+    );
     let second = transport
         .send(request(&server, reqwest::Method::POST))
         .await

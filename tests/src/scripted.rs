@@ -239,6 +239,8 @@ type Script = dyn Fn(&Hit) -> Reply + Send + Sync;
 struct Shared {
     hits: Mutex<Vec<Hit>>,
     connections: AtomicUsize,
+    /// Connections the server has closed (idle, finished or broken).
+    closed: AtomicUsize,
     idle_timeout: Duration,
 }
 
@@ -300,6 +302,7 @@ impl ScriptedServer {
         let shared = Arc::new(Shared {
             hits: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
             idle_timeout,
         });
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -321,12 +324,12 @@ impl ScriptedServer {
                                 continue;
                             };
                             let id = thread_shared.connections.fetch_add(1, Ordering::SeqCst);
-                            tokio::spawn(serve(
-                                stream,
-                                id,
-                                Arc::clone(&script),
-                                Arc::clone(&thread_shared),
-                            ));
+                            let shared = Arc::clone(&thread_shared);
+                            let script = Arc::clone(&script);
+                            tokio::spawn(async move {
+                                serve(stream, id, script, Arc::clone(&shared)).await;
+                                shared.closed.fetch_add(1, Ordering::SeqCst);
+                            });
                         }
                     };
                     tokio::select! {
@@ -368,6 +371,11 @@ impl ScriptedServer {
     /// Every request so far, in arrival order.
     pub fn hits(&self) -> Vec<Hit> {
         self.shared.hits().clone()
+    }
+
+    /// How many connections the server has closed so far.
+    pub fn connections_closed(&self) -> usize {
+        self.shared.closed.load(Ordering::SeqCst)
     }
 
     /// How many requests arrived so far.
