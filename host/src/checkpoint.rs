@@ -5,6 +5,7 @@
 //! (see [`crate::sync`]); this module makes the commit itself durable before returning.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,12 @@ const CHECKPOINT_TREE: &str = "checkpoints";
 /// only place a credential is ever persisted, in plain text: protect the state directory as
 /// you protect the secret itself. Access tokens are never persisted.
 const CREDENTIALS_TREE: &str = "credentials";
+
+/// How long [`CheckpointStore::open`] waits for a locked state directory to be released.
+pub const LOCK_GRACE: Duration = Duration::from_secs(2);
+
+/// The pause between two attempts to open a locked state directory.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
 
 /// Errors of the checkpoint store.
 #[derive(Debug, thiserror::Error)]
@@ -211,8 +218,25 @@ impl CredentialSlot {
 }
 
 impl CheckpointStore {
-    /// Opens (creating if needed) the store in `dir`. Fails fast if another process holds it.
+    /// Opens (creating if needed) the store in `dir`. Fails within [`LOCK_GRACE`] if another
+    /// holder keeps it locked.
+    ///
+    /// The grace exists because sled's background threads release the directory lock a moment
+    /// after the last handle of an earlier open in this process is dropped.
     pub fn open(dir: &Path) -> Result<Self, Error> {
+        let deadline = Instant::now() + LOCK_GRACE;
+        loop {
+            match Self::try_open(dir) {
+                Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One attempt at [`CheckpointStore::open`].
+    fn try_open(dir: &Path) -> Result<Self, Error> {
         let db = sled::Config::new().path(dir).open().map_err(|error| {
             let detail = error.to_string();
             if detail.contains("lock") || detail.contains("WouldBlock") {
