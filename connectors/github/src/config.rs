@@ -15,14 +15,26 @@ pub struct Config {
     /// API root; GitHub Enterprise Server uses `https://HOST/api/v3`.
     #[serde(default = "default_base_url")]
     pub base_url: String,
-    /// Read only issues updated at or after this UTC date (`2024-01-31`) or time
-    /// (`2024-01-31T12:00:00Z`) on the first run.
+    /// On the first run, read only issues and pull requests updated, and commits committed, at
+    /// or after this UTC date (`2024-01-31`) or time (`2024-01-31T12:00:00Z`).
     #[serde(default)]
     pub start_date: Option<String>,
+    /// The streams this connection offers (and so syncs, unless `--stream` picks some):
+    /// any of `issues`, `pulls`, `commits`. Only `issues` by default, so connection files
+    /// written before the other streams existed keep syncing exactly what they did.
+    #[serde(default = "default_streams")]
+    pub streams: Vec<String>,
 }
+
+/// Every stream of the connector, in catalog order.
+pub const STREAMS: [&str; 3] = ["issues", "pulls", "commits"];
 
 fn default_base_url() -> String {
     DEFAULT_BASE_URL.to_owned()
+}
+
+fn default_streams() -> Vec<String> {
+    vec![STREAMS[0].to_owned()]
 }
 
 impl Config {
@@ -31,7 +43,31 @@ impl Config {
         self.owner_and_name()?;
         url::allowed_host(&self.base_url)?;
         self.start_timestamp()?;
+        if self.streams.is_empty() {
+            return Err(Error::invalid_config(format!(
+                "`streams` is empty; list at least one of: {}",
+                STREAMS.join(", ")
+            )));
+        }
+        for (index, stream) in self.streams.iter().enumerate() {
+            if !STREAMS.contains(&stream.as_str()) {
+                return Err(Error::invalid_config(format!(
+                    "`streams` has `{stream}`; the github connector has: {}",
+                    STREAMS.join(", ")
+                )));
+            }
+            if self.streams[..index].contains(stream) {
+                return Err(Error::invalid_config(format!(
+                    "`streams` lists `{stream}` twice; list each stream once"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the connection offers `stream`.
+    pub fn offers(&self, stream: &str) -> bool {
+        self.streams.iter().any(|s| s == stream)
     }
 
     /// The repository's owner and name.

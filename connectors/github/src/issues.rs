@@ -6,37 +6,23 @@
 //! as issues; they are kept, recognisable by their `pull_request` field.
 
 use sluice_sdk::prelude::*;
-use sluice_sdk::url;
 
+use crate::api::{self, PAGE_SIZE};
 use crate::config::Config;
 
 /// The stream's name.
 pub const STREAM: &str = "issues";
 
-/// The largest page GitHub serves.
-const PAGE_SIZE: u32 = 100;
-
 /// JSON pointer to the cursor field.
 pub const CURSOR_FIELD: &str = "/updated_at";
 
-/// A request to the GitHub API with the headers GitHub asks clients to send.
-fn api_request(url: String) -> Request {
-    Request::get(url)
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-        .header("User-Agent", "sluice")
-        .authenticated()
-}
-
 /// The first request: issues updated since the saved cursor, else since `start_date`.
 pub fn first_request(config: &Config, state: &Watermark) -> Result<Request> {
-    let (owner, name) = config.owner_and_name()?;
     let since = match state.cursor_param() {
         Some(cursor) => Some(cursor),
         None => config.start_timestamp()?,
     };
-    let url = url::join(&config.base_url, &format!("repos/{owner}/{name}/issues"));
-    Ok(api_request(url)
+    Ok(api::repo_request(config, "issues")?
         .query("state", "all")
         .query("sort", "updated")
         .query("direction", "asc")
@@ -58,12 +44,7 @@ pub fn read_page(
         .iter()
         .filter(|issue| state.admit(issue, CURSOR_FIELD))
     {
-        page.push_value(issue).map_err(|_| {
-            Error::unexpected_response(format!(
-                "an issue is {}, expected an object",
-                json::describe(issue)
-            ))
-        })?;
+        api::push(&mut page, "an issue", issue)?;
     }
     if next.is_none() {
         state.finish();
