@@ -129,10 +129,13 @@ enum Stored {
     V1(Checkpoint),
 }
 
-/// The sled-backed checkpoint store of one state directory.
+/// The sled-backed checkpoint store of one state directory, or one tenant's namespace of it
+/// (see [`CheckpointStore::namespace`]). Cloning is cheap and shares the open database.
+#[derive(Clone)]
 pub struct CheckpointStore {
     dir: PathBuf,
     tree: sled::Tree,
+    credentials_tree: String,
     db: sled::Db,
 }
 
@@ -257,7 +260,26 @@ impl CheckpointStore {
         Ok(Self {
             dir: dir.to_owned(),
             tree,
+            credentials_tree: CREDENTIALS_TREE.to_owned(),
             db,
+        })
+    }
+
+    /// The namespace `name` (a tenant) of this store: its checkpoints and credentials live in
+    /// trees of their own, so no key of one namespace can address another's.
+    pub fn namespace(&self, name: &str) -> Result<Self, Error> {
+        let tree = self
+            .db
+            .open_tree(format!("tenant/{name}/{CHECKPOINT_TREE}"))
+            .map_err(|error| Error::Open {
+                dir: self.dir.clone(),
+                detail: error.to_string(),
+            })?;
+        Ok(Self {
+            dir: self.dir.clone(),
+            tree,
+            credentials_tree: format!("tenant/{name}/{CREDENTIALS_TREE}"),
+            db: self.db.clone(),
         })
     }
 
@@ -265,7 +287,7 @@ impl CheckpointStore {
     pub fn credential_slot(&self, connection: &str) -> Result<CredentialSlot, Error> {
         let tree = self
             .db
-            .open_tree(CREDENTIALS_TREE)
+            .open_tree(&self.credentials_tree)
             .map_err(|error| Error::Open {
                 dir: self.dir.clone(),
                 detail: error.to_string(),
@@ -428,6 +450,39 @@ mod tests {
             store.list().unwrap().is_empty(),
             "credentials are not checkpoints"
         );
+    }
+
+    #[tokio::test]
+    async fn namespaces_do_not_see_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let acme = store.namespace("acme").unwrap();
+        let globex = store.namespace("globex").unwrap();
+        let key = StreamKey::new("shop", "orders");
+        let checkpoint = Checkpoint {
+            mode: SyncMode::Incremental,
+            state: Some("{}".to_owned()),
+            pending: None,
+            context: RunContext {
+                run_id: "r".to_owned(),
+                started_at_ms: 1,
+            },
+            output: SinkPosition {
+                offset_bytes: 3,
+                records: 1,
+            },
+            committed_at_ms: 1,
+        };
+        acme.commit(&key, &checkpoint).await.unwrap();
+        assert_eq!(acme.load(&key).unwrap(), Some(checkpoint));
+        assert_eq!(globex.load(&key).unwrap(), None);
+        assert!(globex.list().unwrap().is_empty());
+        assert!(
+            store.list().unwrap().is_empty(),
+            "the root namespace is apart too"
+        );
+        assert!(!globex.reset(&key).await.unwrap());
+        assert!(acme.load(&key).unwrap().is_some());
     }
 
     #[test]

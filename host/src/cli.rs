@@ -101,6 +101,16 @@ enum Command {
         #[command(subcommand)]
         action: StateAction,
     },
+    /// Run many tenants' connections on their schedules in one process, with a control API
+    /// and Prometheus metrics; SIGHUP reloads the deployment, SIGTERM stops at checkpoints.
+    Serve {
+        /// The deployment file (TOML): tenants, connections, secrets, caps, schedules.
+        #[arg(long)]
+        deployment: PathBuf,
+        /// Check the deployment file and compile its connectors, then exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Start a bundled demo API on 127.0.0.1 and sync it; run again to see an incremental sync.
     Demo {
         /// Directory for the demo's connection file, output and checkpoints.
@@ -221,6 +231,7 @@ async fn execute(command: Command) -> Result<()> {
                 output_dir: output,
                 streams,
                 full_refresh,
+                ..RunOptions::default()
             };
             let outcome = sync::run(&runtime, &connector, &connection, &options).await;
             let summary = match &outcome {
@@ -283,8 +294,38 @@ async fn execute(command: Command) -> Result<()> {
                 }
             }
         },
+        Command::Serve { deployment, check } => serve(&deployment, check).await,
         Command::Demo { dir } => crate::demo::run(&dir).await,
     }
+}
+
+async fn serve(path: &Path, check: bool) -> Result<()> {
+    let deployment = crate::serve::Deployment::load(path)?;
+    let runtime = Runtime::new()?;
+    if check {
+        let connections = deployment.jobs().count();
+        let tenants = deployment.tenants.len();
+        for job in deployment.jobs() {
+            Connector::load(&runtime, &job.connector)
+                .with_context(|| format!("tenant `{}` connection `{}`", job.tenant, job.name))?;
+        }
+        println!(
+            "ok: `{}` is a valid deployment ({tenants} tenant{}, {connections} connection{})",
+            path.display(),
+            if tenants == 1 { "" } else { "s" },
+            if connections == 1 { "" } else { "s" },
+        );
+        return Ok(());
+    }
+    let server = crate::serve::Server::start(runtime, deployment).await?;
+    // The first line on stdout says where to reach it; tests and scripts read it.
+    println!(
+        "sluice serve: control API on http://{}",
+        server.control_addr
+    );
+    server.run_until_signalled().await?;
+    println!("sluice serve: stopped");
+    Ok(())
 }
 
 fn load(args: &ConnectionArgs) -> Result<(Runtime, Connector, Connection)> {

@@ -75,9 +75,16 @@ impl Connector {
     /// Loads `source`: the name of a bundled connector (`rest`, `github`) or a path to a
     /// `.wasm` component.
     pub fn load(runtime: &Runtime, source: &str) -> Result<Self, Error> {
+        let (name, bytes) = Self::read(source)?;
+        Self::from_bytes(runtime, &name, &bytes).map_err(|error| rename_source(error, source))
+    }
+
+    /// The label and component bytes `source` names (see [`load`](Self::load)), without
+    /// compiling them: a process running many connections compiles each distinct content once.
+    pub fn read(source: &str) -> Result<(String, std::borrow::Cow<'static, [u8]>), Error> {
         let path = Path::new(source);
         if let Some(bytes) = crate::bundled::get(source).filter(|_| !path.exists()) {
-            return Self::from_bytes(runtime, source, bytes);
+            return Ok((source.to_owned(), std::borrow::Cow::Borrowed(bytes)));
         }
         let available = crate::bundled::names().collect::<Vec<_>>().join(", ");
         let not_found = |detail: String| Error::NotFound {
@@ -98,7 +105,7 @@ impl Connector {
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| source.to_owned());
-        Self::from_bytes(runtime, &name, &bytes).map_err(|error| rename_source(error, source))
+        Ok((name, std::borrow::Cow::Owned(bytes)))
     }
 
     /// Validates, compiles and pre-links a component held in memory. `name` labels it in logs
@@ -419,6 +426,16 @@ impl Session {
             call,
             limit_ms: self.limits.guest_cpu_budget_ms,
         }
+    }
+
+    /// Time spent inside guest calls so far.
+    pub fn cpu_used(&self) -> Duration {
+        self.cpu_used
+    }
+
+    /// The most linear memory the guest held at once so far, in bytes.
+    pub fn peak_memory_bytes(&self) -> u64 {
+        self.store.data().limiter.peak_bytes()
     }
 
     /// Guest log lines dropped because the session's log budget was spent.

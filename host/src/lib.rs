@@ -27,6 +27,7 @@ pub mod rate_limit;
 pub mod retry;
 pub mod sandbox;
 pub mod secrets;
+pub mod serve;
 pub mod sink;
 pub mod sync;
 pub mod telemetry;

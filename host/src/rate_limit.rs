@@ -417,6 +417,48 @@ impl Clock for TokioClock {
 
 type HostLimiter = Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
 
+/// A rate budget one upstream host grants one credential, shared by every connection that
+/// sends that credential there (in `sluice serve`, across tenants). It holds the host's quota
+/// and the holds its server imposes (`Retry-After`, `X-RateLimit-*`), so a 429 seen by one
+/// connection slows them all down instead of each finding out on its own.
+#[derive(Debug, Clone)]
+pub struct SharedBudget {
+    host: String,
+    limiter: Arc<RateLimiter>,
+}
+
+impl SharedBudget {
+    /// A budget of `rate` for requests to `host` (lowercase, without port), waiting at most
+    /// `max_wait_ms` for it.
+    pub fn new(host: &str, rate: Rate, max_wait_ms: u64) -> Self {
+        Self {
+            host: host.to_ascii_lowercase(),
+            limiter: Arc::new(RateLimiter {
+                quota: Some(rate),
+                follow_server_headers: true,
+                max_wait: Duration::from_millis(max_wait_ms),
+                max_wait_ms,
+                hosts: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The host this budget is for.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether a request to `host` draws on this budget.
+    pub fn applies_to(&self, host: &str) -> bool {
+        self.host.eq_ignore_ascii_case(host)
+    }
+
+    /// The shared limiter.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+}
+
 /// What the limiter knows about one upstream host.
 #[derive(Debug, Default)]
 struct HostState {

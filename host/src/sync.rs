@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointStore, SinkPosition, StreamKey};
@@ -18,12 +19,13 @@ use crate::config::Connection;
 use crate::connector::{Connector, Session, now_ms};
 use crate::http::{self, AllowedHosts, EgressPolicy, HttpRequest, Transport, TransportStats};
 use crate::protocol::{ConnectorRequest, Next, RateLimitHint, RunContext, StreamInfo, SyncMode};
+use crate::rate_limit::SharedBudget;
 use crate::sandbox::{self, Limits, Runtime};
 use crate::secrets::ResolveOptions;
 use crate::sink::{self, JsonlSink};
 
 /// What to sync and where.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Directory of the checkpoint store.
     pub state_dir: PathBuf,
@@ -33,6 +35,12 @@ pub struct RunOptions {
     pub streams: Vec<String>,
     /// Ignore saved cursors and read every record again, replacing previous output.
     pub full_refresh: bool,
+    /// When cancelled, each stream stops at its next checkpoint (after the page in flight is
+    /// committed) with [`Error::Stopped`]; the next run resumes from there.
+    pub stop: Option<CancellationToken>,
+    /// Rate budgets shared with other connections that use the same credential on the same
+    /// upstream host (see [`SharedBudget`]).
+    pub rate_budgets: Vec<SharedBudget>,
 }
 
 /// How a stream's sync started.
@@ -77,6 +85,10 @@ pub struct StreamSummary {
     /// Guest log lines dropped because the connector spent its log budget
     /// (`max_log_lines_per_sync`).
     pub guest_log_lines_dropped: u64,
+    /// Time spent inside guest calls, in milliseconds.
+    pub guest_cpu_ms: u64,
+    /// The most linear memory the guest held at once, in bytes.
+    pub guest_memory_peak_bytes: u64,
     /// The output file.
     pub output: PathBuf,
     /// Why the stream failed, if it did.
@@ -155,6 +167,13 @@ pub enum Error {
         /// Its value.
         value: u64,
     },
+    /// The run was asked to stop ([`RunOptions::stop`]); the stream's last page is committed
+    /// and its next sync resumes from there.
+    #[error("stream `{stream}` stopped at a checkpoint because the sync was asked to stop")]
+    Stopped {
+        /// The stream.
+        stream: String,
+    },
     /// Some streams failed; the others completed. Checkpoints of failed streams are intact.
     #[error("{}", describe_failures(failures, *total))]
     StreamsFailed {
@@ -180,6 +199,7 @@ impl Error {
             Error::Secret(_) => "secret",
             Error::UnknownStream { .. } => "unknown_stream",
             Error::Limit { limit, .. } => limit,
+            Error::Stopped { .. } => "stopped",
             Error::StreamsFailed { .. } => "streams_failed",
         }
     }
@@ -196,7 +216,24 @@ pub async fn run(
 ) -> Result<RunSummary, Error> {
     let span =
         tracing::info_span!("sync", connector = connector.name(), connection = %connection.name);
-    run_inner(runtime, connector, connection, options)
+    let store = CheckpointStore::open(&options.state_dir)?;
+    run_inner(runtime, connector, connection, options, &store)
+        .instrument(span)
+        .await
+}
+
+/// [`run`] with an already open checkpoint store (or a tenant's namespace of one), for a
+/// process that runs many syncs over one state directory. `options.state_dir` is only reported.
+pub async fn run_with_store(
+    runtime: &Runtime,
+    connector: &Connector,
+    connection: &Connection,
+    options: &RunOptions,
+    store: &CheckpointStore,
+) -> Result<RunSummary, Error> {
+    let span =
+        tracing::info_span!("sync", connector = connector.name(), connection = %connection.name);
+    run_inner(runtime, connector, connection, options, store)
         .instrument(span)
         .await
 }
@@ -206,6 +243,7 @@ async fn run_inner(
     connector: &Connector,
     connection: &Connection,
     options: &RunOptions,
+    store: &CheckpointStore,
 ) -> Result<RunSummary, Error> {
     let started = Instant::now();
     let limits = &connection.limits;
@@ -218,13 +256,13 @@ async fn run_inner(
     let catalog = connector.discover(runtime, limits, config).await?;
     let streams = select_streams(&catalog.streams, &options.streams)?;
 
-    let store = CheckpointStore::open(&options.state_dir)?;
     let transport = build_transport(
         connection,
         &catalog.allowed_hosts,
         spec.rate_limit,
-        Some(&store),
-    )?;
+        Some(store),
+    )?
+    .with_shared_budgets(options.rate_budgets.clone());
 
     let mut summaries = Vec::with_capacity(streams.len());
     let mut failures = Vec::new();
@@ -236,7 +274,7 @@ async fn run_inner(
             connection,
             options,
             transport: &transport,
-            store: &store,
+            store,
             stream,
             deadline,
             summary: StreamSummary {
@@ -248,6 +286,8 @@ async fn run_inner(
                 pages: 0,
                 requests: 0,
                 guest_log_lines_dropped: 0,
+                guest_cpu_ms: 0,
+                guest_memory_peak_bytes: 0,
                 output: options.output_dir.join(format!("{}.jsonl", stream.name)),
                 error: None,
                 error_kind: None,
@@ -464,6 +504,21 @@ impl StreamSync<'_> {
         };
 
         loop {
+            self.summary.guest_cpu_ms =
+                u64::try_from(session.cpu_used().as_millis()).unwrap_or(u64::MAX);
+            self.summary.guest_memory_peak_bytes = session.peak_memory_bytes();
+            if next != Next::Done
+                && self
+                    .options
+                    .stop
+                    .as_ref()
+                    .is_some_and(CancellationToken::is_cancelled)
+            {
+                tracing::info!("Stopping at this checkpoint, as asked.");
+                return Err(Error::Stopped {
+                    stream: self.stream.name.clone(),
+                });
+            }
             let request = match next {
                 Next::Done => break,
                 Next::Fetch(request) => request,

@@ -131,6 +131,7 @@ pub async fn sync_in_process(
         output_dir: ws.output(),
         streams: vec![],
         full_refresh: false,
+        ..Default::default()
     };
     tokio::time::timeout(
         HANG_GUARD,

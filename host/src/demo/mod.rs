@@ -55,6 +55,7 @@ pub async fn run(dir: &Path) -> Result<()> {
         output_dir: dir.join("output"),
         streams: Vec::new(),
         full_refresh: false,
+        ..Default::default()
     };
     let summary = sync::run(&runtime, &connector, &connection, &options).await?;
     print!("{}", render_summary(&summary));

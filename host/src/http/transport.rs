@@ -17,7 +17,7 @@ use super::{
     RequestProblem, ResolvedTls, body, display_url,
 };
 use crate::protocol::RateLimitHint;
-use crate::rate_limit::{LONG_WAIT, RateLimitConfig, RateLimiter, ServerSignal};
+use crate::rate_limit::{LONG_WAIT, RateLimitConfig, RateLimiter, ServerSignal, SharedBudget};
 use crate::retry::{self, AttemptReport, Classify, Outcome, RetryAction, RetryPolicy, RetryReason};
 use crate::secrets::{Applied, Credential};
 
@@ -107,6 +107,7 @@ pub struct Transport {
     max_redirects: u32,
     rate_limit_config: RateLimitConfig,
     rate_limit: RateLimiter,
+    shared_budgets: Vec<SharedBudget>,
     counters: Counters,
 }
 
@@ -201,6 +202,7 @@ impl Transport {
             max_redirects: settings.max_redirects,
             rate_limit_config: settings.rate_limit.clone(),
             rate_limit,
+            shared_budgets: Vec::new(),
             counters: Counters::default(),
         })
     }
@@ -210,6 +212,13 @@ impl Transport {
     pub fn with_rate_limit_hint(mut self, hint: Option<RateLimitHint>) -> Result<Self, Error> {
         self.rate_limit = RateLimiter::new(&self.rate_limit_config, hint)?;
         Ok(self)
+    }
+
+    /// Draws requests to each budget's host on that budget as well as on this connection's own
+    /// limits (see [`SharedBudget`]).
+    pub fn with_shared_budgets(mut self, budgets: Vec<SharedBudget>) -> Self {
+        self.shared_budgets = budgets;
+        self
     }
 
     /// The per-host rate limiter.
@@ -345,7 +354,10 @@ impl Transport {
         loop {
             let shown = display_url(&url);
             let host = display_host(&url);
-            let waited = self.rate_limit.acquire(&host).await?;
+            let mut waited = self.rate_limit.acquire(&host).await?;
+            for budget in self.shared_budgets.iter().filter(|b| b.applies_to(&host)) {
+                waited += budget.limiter().acquire(&host).await?;
+            }
             if !waited.is_zero() {
                 let waited_ms = millis(waited);
                 let c = &self.counters;
@@ -423,6 +435,9 @@ impl Transport {
                 SystemTime::now(),
             );
             self.rate_limit.observe(&host, signal);
+            for budget in self.shared_budgets.iter().filter(|b| b.applies_to(&host)) {
+                budget.limiter().observe(&host, signal);
+            }
             let location = response.headers().get(header::LOCATION);
             if let (true, Some(location)) = (is_followed_redirect(status), location) {
                 if redirects == self.max_redirects {

@@ -150,6 +150,7 @@ const fn default_max_sync_duration_secs() -> u64 {
 pub struct GuestLimiter {
     max_memory_bytes: usize,
     memory_bytes: usize,
+    peak_bytes: usize,
     /// Set when a growth was refused because of the memory cap.
     pub memory_exceeded: bool,
 }
@@ -160,8 +161,14 @@ impl GuestLimiter {
         Self {
             max_memory_bytes: usize::try_from(max_memory_bytes).unwrap_or(usize::MAX),
             memory_bytes: 0,
+            peak_bytes: 0,
             memory_exceeded: false,
         }
+    }
+
+    /// The most linear memory the guest held at once, in bytes.
+    pub fn peak_bytes(&self) -> u64 {
+        u64::try_from(self.peak_bytes).unwrap_or(u64::MAX)
     }
 }
 
@@ -181,6 +188,7 @@ impl wasmtime::ResourceLimiter for GuestLimiter {
             return Ok(false);
         }
         self.memory_bytes = total;
+        self.peak_bytes = self.peak_bytes.max(total);
         Ok(true)
     }
 
@@ -218,6 +226,7 @@ mod tests {
         assert!(!limiter.memory_growing(0, 60, None).unwrap());
         assert!(limiter.memory_exceeded);
         assert!(limiter.memory_growing(60, 100, None).unwrap());
+        assert_eq!(limiter.peak_bytes(), 100);
     }
 
     #[test]
