@@ -17,6 +17,7 @@ mod hostile;
 mod incremental;
 mod load_errors;
 mod network;
+mod real_connectors;
 mod rest_pagination;
 mod sandbox;
 mod sdk_third_party;

@@ -21,6 +21,7 @@ pub mod files;
 pub mod mock;
 pub mod rng;
 pub mod scripted;
+pub mod shapes;
 pub mod wait;
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
