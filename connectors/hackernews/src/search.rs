@@ -7,7 +7,8 @@
 //!
 //! Algolia serves at most the first 1,000 hits of a search (`nbPages` stops there while
 //! `nbHits` counts them all). When the last page of a search is reached and `nbHits` says there
-//! is more, the connector starts a new window: the same search with
+//! is more (or the page is full and `exhaustiveNbHits` is false, i.e. `nbHits` is only an
+//! estimate), the connector starts a new window: the same search with
 //! `created_at_i<=<oldest created_at_i read>`, from page 0. Hits of that boundary second that
 //! were already read come back once more (duplicates by `objectID`, never gaps). The request
 //! carries the whole position (window and page), as the host resumes by re-sending it.
@@ -95,6 +96,13 @@ struct SearchPage {
     nb_pages: u64,
     /// Hits per page.
     hits_per_page: u64,
+    /// Whether `nbHits` is exact; Algolia estimates it for large result sets.
+    #[serde(default = "exact")]
+    exhaustive_nb_hits: bool,
+}
+
+const fn exact() -> bool {
+    true
 }
 
 /// Turn one page into records and the request for the next page or window.
@@ -148,7 +156,10 @@ fn next_request(
         .page
         .saturating_mul(search.hits_per_page)
         .saturating_add(u64::try_from(search.hits.len()).unwrap_or(u64::MAX));
-    let (true, Some(oldest)) = (search.nb_hits > read, oldest) else {
+    // An estimated `nbHits` may be too low: a full last page is reason enough to look further.
+    let full = u64::try_from(search.hits.len()).unwrap_or(u64::MAX) >= search.hits_per_page;
+    let more = search.nb_hits > read || (!search.exhaustive_nb_hits && full);
+    let (true, Some(oldest)) = (more, oldest) else {
         return Ok(None);
     };
     // The next window ends at the oldest second read, inclusive so that no item of that second

@@ -339,3 +339,35 @@ fn errors_are_unexpected_responses() {
         Error::UnexpectedResponse("a hit is a number, expected an object".into())
     );
 }
+
+#[test]
+fn an_estimated_nb_hits_does_not_end_the_stream_early() {
+    // The last page is full and `nbHits` is an estimate that says nothing is left: look again,
+    // in the window below the oldest second read.
+    let page = |hits: Value, nb_hits: u64| json!({"hits": hits, "nbHits": nb_hits, "page": 0, "nbPages": 1, "hitsPerPage": 2, "exhaustiveNbHits": false});
+    let run = Harness::<HackerNews>::new(json!({"hits_per_page": 2}), "stories")
+        .run(
+            |request| match request.query_param("numericFilters").as_deref() {
+                None => testing::json_response(page(json!([item(3, 30), item(2, 20)]), 2)),
+                Some("created_at_i<=20") => {
+                    testing::json_response(page(json!([item(2, 20), item(1, 10)]), 2))
+                }
+                Some("created_at_i<=10") => testing::json_response(page(json!([item(1, 10)]), 1)),
+                Some(other) => panic!("unexpected filter {other}"),
+            },
+        )
+        .unwrap();
+    assert_eq!(run.steps.len(), 3);
+    assert_eq!(object_ids(&run.records), vec!["3", "2", "2", "1", "1"]);
+    assert_eq!(run.state, Some(json!({"cursor": 30})));
+
+    // An exact `nbHits` is trusted.
+    let run = Harness::<HackerNews>::new(json!({"hits_per_page": 2}), "stories")
+        .run(|_| {
+            let mut exact = page(json!([item(3, 30), item(2, 20)]), 2);
+            exact["exhaustiveNbHits"] = json!(true);
+            testing::json_response(exact)
+        })
+        .unwrap();
+    assert_eq!(run.steps.len(), 1);
+}
