@@ -231,6 +231,10 @@ impl CheckpointStore {
         loop {
             match Self::try_open(dir) {
                 Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "opening is blocking I/O anyway; this waits only while the lock is held"
+                    )]
                     std::thread::sleep(LOCK_RETRY);
                 }
                 outcome => return outcome,

@@ -21,6 +21,7 @@ mod real_connectors;
 mod rest_pagination;
 mod sandbox;
 mod sdk_third_party;
+mod serve;
 
 use std::path::{Path, PathBuf};
 

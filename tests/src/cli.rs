@@ -149,6 +149,15 @@ impl Running {
         self.child.id()
     }
 
+    /// Sends `signal` (a name such as `TERM` or `HUP`) with the system's `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run `kill -s {signal}`: {e}"));
+        assert!(status.success(), "`kill -s {signal}` failed: {status}");
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

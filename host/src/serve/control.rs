@@ -20,7 +20,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::json;
@@ -48,48 +48,59 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/v1/reload", post(reload))
         .route("/metrics", get(metrics))
         .fallback(|| async {
-            error(ServeError {
-                status: 404,
-                kind: "not_found",
-                message: "no such endpoint; see `GET /v1/connections`".to_owned(),
-            })
+            failure(
+                404,
+                "not_found",
+                "no such endpoint; see `GET /v1/connections`",
+            )
         })
         .with_state(engine)
 }
 
-fn error(error: ServeError) -> Response {
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+impl IntoResponse for ServeError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (
+            status,
+            Json(json!({ "error": { "kind": self.kind, "message": self.message } })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn failure(status: u16, kind: &'static str, message: impl Into<String>) -> ServeError {
+    ServeError {
         status,
-        Json(json!({ "error": { "kind": error.kind, "message": error.message } })),
-    )
-        .into_response()
+        kind,
+        message: message.into(),
+    }
 }
 
 /// The caller's access from `Authorization: Bearer <token>`.
-fn authorize(engine: &Engine, headers: &HeaderMap) -> Result<Access, Response> {
+fn authorize(engine: &Engine, headers: &HeaderMap) -> Result<Access, ServeError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    let unauthorized = |message: &str| {
-        let mut response = error(ServeError {
-            status: 401,
-            kind: "unauthorized",
-            message: message.to_owned(),
-        });
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
-        response
-    };
     match token {
-        None => Err(unauthorized(
+        None => Err(failure(
+            401,
+            "unauthorized",
             "send `Authorization: Bearer <token>` with the operator's or the tenant's control token",
         )),
-        Some(token) => engine
-            .access(token.trim())
-            .ok_or_else(|| unauthorized("the token is not valid for this deployment")),
+        Some(token) => engine.access(token.trim()).ok_or_else(|| {
+            failure(
+                401,
+                "unauthorized",
+                "the token is not valid for this deployment",
+            )
+        }),
     }
 }
 
@@ -99,31 +110,31 @@ fn authorize_tenant(
     headers: &HeaderMap,
     tenant: &str,
     name: &str,
-) -> Result<(), Response> {
-    let access = authorize(engine, headers)?;
-    if access.allows(tenant) {
+) -> Result<(), ServeError> {
+    if authorize(engine, headers)?.allows(tenant) {
         Ok(())
     } else {
-        Err(error(ServeError {
-            status: 404,
-            kind: "not_found",
-            message: format!("no connection `{name}` in tenant `{tenant}`"),
-        }))
+        Err(failure(
+            404,
+            "not_found",
+            format!("no connection `{name}` in tenant `{tenant}`"),
+        ))
     }
 }
 
-fn operator_only(engine: &Engine, headers: &HeaderMap) -> Result<(), Response> {
+fn operator_only(engine: &Engine, headers: &HeaderMap) -> Result<(), ServeError> {
     match authorize(engine, headers)? {
         Access::Operator => Ok(()),
-        Access::Tenant(_) => Err(error(ServeError {
-            status: 403,
-            kind: "forbidden",
-            message: "this needs the operator's control token".to_owned(),
-        })),
+        Access::Tenant(_) => Err(failure(
+            403,
+            "forbidden",
+            "this needs the operator's control token",
+        )),
     }
 }
 
-type Api = Result<Response, Response>;
+/// A handler's answer: the response, or an error as JSON.
+type Api = Result<Response, ServeError>;
 
 async fn list(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Api {
     let access = authorize(&engine, &headers)?;
@@ -140,7 +151,7 @@ async fn show(
     headers: HeaderMap,
 ) -> Api {
     authorize_tenant(&engine, &headers, &tenant, &name)?;
-    let connection = engine.get(&tenant, &name).map_err(error)?;
+    let connection = engine.get(&tenant, &name)?;
     Ok(Json(connection).into_response())
 }
 
@@ -150,7 +161,7 @@ async fn trigger(
     headers: HeaderMap,
 ) -> Api {
     authorize_tenant(&engine, &headers, &tenant, &name)?;
-    let triggered = engine.trigger(&tenant, &name).map_err(error)?;
+    let triggered = engine.trigger(&tenant, &name)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "result": triggered }))).into_response())
 }
 
@@ -160,7 +171,7 @@ async fn cancel(
     headers: HeaderMap,
 ) -> Api {
     authorize_tenant(&engine, &headers, &tenant, &name)?;
-    let cancelled = engine.cancel(&tenant, &name).map_err(error)?;
+    let cancelled = engine.cancel(&tenant, &name)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "result": cancelled }))).into_response())
 }
 
@@ -170,7 +181,7 @@ async fn state(
     headers: HeaderMap,
 ) -> Api {
     authorize_tenant(&engine, &headers, &tenant, &name)?;
-    let streams = engine.checkpoints(&tenant, &name).map_err(error)?;
+    let streams = engine.checkpoints(&tenant, &name)?;
     Ok(Json(json!({ "streams": streams })).into_response())
 }
 
@@ -180,18 +191,18 @@ async fn reset(
     headers: HeaderMap,
 ) -> Api {
     authorize_tenant(&engine, &headers, &tenant, &name)?;
-    let existed = engine.reset(&tenant, &name, &stream).await.map_err(error)?;
+    let existed = engine.reset(&tenant, &name, &stream).await?;
     Ok(Json(json!({ "stream": stream, "reset": existed })).into_response())
 }
 
 async fn reload(State(engine): State<Arc<Engine>>, headers: HeaderMap) -> Api {
     operator_only(&engine, &headers)?;
     let report = engine.reload().map_err(|e| {
-        error(ServeError {
-            status: 422,
-            kind: "invalid_deployment",
-            message: format!("{e}; the previous deployment stays in force"),
-        })
+        failure(
+            422,
+            "invalid_deployment",
+            format!("{e}; the previous deployment stays in force"),
+        )
     })?;
     Ok(Json(report).into_response())
 }

@@ -706,3 +706,189 @@ fn resolve_secret_refs(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"
+[control]
+listen = "127.0.0.1:0"
+token = "operator-token"
+
+[secrets]
+github_app = { env = "SLUICE_TEST_GITHUB_APP" }
+
+[rate_budgets."api.github.com"]
+requests = 10
+per_seconds = 60
+"#;
+
+    fn parse(tenants: &str) -> Result<Deployment, Error> {
+        Deployment::parse(
+            &format!("{HEAD}\n{tenants}"),
+            Path::new("/etc/sluice/deploy.toml"),
+        )
+    }
+
+    fn error(tenants: &str) -> String {
+        parse(tenants).unwrap_err().to_string()
+    }
+
+    const ACME: &str = r#"
+[tenants.acme]
+grants = ["github_app"]
+max_concurrent_syncs = 3
+[tenants.acme.secrets]
+stripe = { env = "SLUICE_TEST_ACME_STRIPE" }
+[tenants.acme.connections.issues]
+connector = "github"
+schedule = { every = "15m" }
+config = { owner = "acme", repo = "widgets" }
+auth = { type = "bearer", token = { secret = "github_app" } }
+[tenants.acme.connections.payments]
+connector = "rest"
+output = "billing/stripe"
+config = { base_url = "https://api.stripe.com", streams = [] }
+auth = { type = "bearer", token = { secret = "stripe" } }
+"#;
+
+    #[test]
+    fn a_valid_deployment_resolves_secrets_outputs_and_credentials() {
+        let deployment = parse(ACME).unwrap();
+        assert_eq!(
+            deployment.state_dir,
+            Path::new("/etc/sluice/.sluice/serve/state")
+        );
+        assert_eq!(
+            deployment.max_concurrent_syncs,
+            DEFAULT_MAX_CONCURRENT_SYNCS
+        );
+        let acme = &deployment.tenants["acme"];
+        assert_eq!(acme.max_concurrent_syncs, 3);
+        let issues = &acme.connections["issues"];
+        assert_eq!(issues.connection.name, "issues");
+        assert_eq!(issues.credential, "platform/github_app");
+        assert!(matches!(
+            issues.connection.auth,
+            Some(crate::secrets::AuthConfig::Bearer { token: SecretRef::Env { ref env } })
+                if env == "SLUICE_TEST_GITHUB_APP"
+        ));
+        assert!(
+            matches!(issues.schedule, Some(Schedule::Every(d)) if d == Duration::from_secs(900))
+        );
+        let payments = &acme.connections["payments"];
+        assert_eq!(payments.credential, "tenant/acme/stripe");
+        assert_eq!(
+            payments.output_dir,
+            Path::new("/etc/sluice/.sluice/serve/output/acme/billing/stripe")
+        );
+        assert!(payments.schedule.is_none());
+        assert_eq!(
+            deployment.rate_budgets["api.github.com"].rate.requests(),
+            10
+        );
+    }
+
+    #[test]
+    fn a_connection_cannot_name_another_tenants_secret() {
+        let message = error(&format!(
+            "{ACME}\n[tenants.globex.connections.steal]\nconnector = \"rest\"\nconfig = {{}}\nauth = {{ type = \"bearer\", token = {{ secret = \"stripe\" }} }}\n"
+        ));
+        assert!(
+            message.contains("tenant `globex` connection `steal`")
+                && message.contains(
+                    "names secret `stripe`, which is not one of tenant `globex`'s secrets"
+                ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_platform_secret_needs_a_grant() {
+        let message = error(
+            "[tenants.globex.connections.gh]\nconnector = \"github\"\nconfig = {}\nauth = { type = \"bearer\", token = { secret = \"github_app\" } }\n",
+        );
+        assert!(message.contains("names secret `github_app`"), "{message}");
+        let message = error("[tenants.globex]\ngrants = [\"nope\"]\n");
+        assert!(
+            message.contains("`grants` names `nope`, which is not under [secrets]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_only_named_never_read_directly() {
+        for auth in [
+            "{ type = \"bearer\", token = { env = \"HOME\" } }",
+            "{ type = \"bearer\", token = { file = \"/etc/shadow\" } }",
+            "{ type = \"bearer\", token = \"inline\" }",
+        ] {
+            let message = error(&format!(
+                "[tenants.globex.connections.c]\nconnector = \"rest\"\nconfig = {{}}\nauth = {auth}\n"
+            ));
+            assert!(message.contains("[auth] token"), "{auth}: {message}");
+            assert!(
+                message.contains("{ secret = \"NAME\" }"),
+                "{auth}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_tenants_cannot_read_the_same_secret_source() {
+        let message = error(&format!(
+            "{ACME}\n[tenants.globex.secrets]\nmine = {{ env = \"SLUICE_TEST_ACME_STRIPE\" }}\n"
+        ));
+        assert!(
+            message.contains("[tenants.globex.secrets] `mine`")
+                && message.contains("secret `stripe` of tenant `acme` also reads"),
+            "{message}"
+        );
+        let message =
+            error("[tenants.globex.secrets]\nmine = { env = \"SLUICE_TEST_GITHUB_APP\" }\n");
+        assert!(
+            message.contains("platform secret `github_app`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn outputs_stay_inside_the_tenant_directory() {
+        for output in ["../acme", "/tmp/x", "a/../../b", ""] {
+            let message = error(&format!(
+                "[tenants.globex.connections.c]\nconnector = \"rest\"\nconfig = {{}}\noutput = \"{output}\"\n"
+            ));
+            assert!(
+                message.contains("must be a relative path inside"),
+                "{output}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_caps_and_schedules_are_checked() {
+        assert!(error("[tenants.\"Acme Corp\"]\n").contains("is not a valid name"));
+        assert!(error("[tenants.a.connections.c]\nconfig = {}\n").contains("has no `connector`"));
+        assert!(
+            error("[tenants.a.connections.c]\nconnector = \"rest\"\nconfig = {}\nschedule = { every = \"soon\" }\n")
+                .contains("`schedule`")
+        );
+        let message = error(
+            "[tenants.a]\nmax_guest_memory_mib = 16\n[tenants.a.connections.c]\nconnector = \"rest\"\nconfig = {}\nlimits = { max_memory_bytes = 33554432 }\n",
+        );
+        assert!(message.contains("could never run"), "{message}");
+    }
+
+    #[test]
+    fn the_tenant_cpu_cap_lowers_each_sync_budget() {
+        let deployment = parse("[tenants.a]\nmax_guest_cpu_ms_per_sync = 50\n[tenants.a.connections.c]\nconnector = \"rest\"\nconfig = {}\n").unwrap();
+        assert_eq!(
+            deployment.tenants["a"].connections["c"]
+                .connection
+                .limits
+                .guest_cpu_budget_ms,
+            50
+        );
+    }
+}

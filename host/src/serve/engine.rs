@@ -70,7 +70,7 @@ pub enum StartError {
         connection: String,
         /// Why.
         #[source]
-        source: crate::sandbox::Error,
+        source: Box<crate::sandbox::Error>,
     },
     /// The checkpoint store could not be opened.
     #[error(transparent)]
@@ -214,8 +214,8 @@ impl Engine {
     pub fn start(runtime: Runtime, deployment: Deployment) -> Result<Arc<Self>, StartError> {
         let store = CheckpointStore::open(&deployment.state_dir)?;
         let mut cache = ConnectorCache::new();
-        let (tenants, _) = build_tenants(&runtime, &deployment, &mut cache, BTreeMap::new())
-            .map_err(|(error, _)| error)?;
+        let compiled = compile_all(&runtime, &deployment, &mut cache)?;
+        let (tenants, _) = merge(&deployment, &compiled, BTreeMap::new());
         let engine = Arc::new(Self {
             runtime,
             store,
@@ -567,19 +567,13 @@ impl Engine {
     pub fn reload(self: &Arc<Self>) -> Result<ReloadReport, StartError> {
         let path = self.lock().deployment.path.clone();
         let deployment = Deployment::load(&path)?;
+        let compiled = {
+            let mut cache = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
+            compile_all(&self.runtime, &deployment, &mut cache)?
+        };
         let mut state = self.lock();
         let previous = std::mem::take(&mut state.tenants);
-        let built = {
-            let mut cache = self.connectors.lock().unwrap_or_else(|e| e.into_inner());
-            build_tenants(&self.runtime, &deployment, &mut cache, previous)
-        };
-        let (tenants, report) = match built {
-            Ok(built) => built,
-            Err((error, previous)) => {
-                state.tenants = previous;
-                return Err(error);
-            }
-        };
+        let (tenants, report) = merge(&deployment, &compiled, previous);
         state.tenants = tenants;
         state.deployment = Arc::new(deployment);
         drop(state);
@@ -628,15 +622,18 @@ impl Engine {
             "Shutting down: running syncs stop at their next checkpoint."
         );
         if tokio::time::timeout(grace, self.wait_idle()).await.is_err() {
-            let state = self.lock();
             let mut aborted = 0;
-            for conn in state.tenants.values().flat_map(|t| t.connections.values()) {
+            for conn in self
+                .lock()
+                .tenants
+                .values()
+                .flat_map(|t| t.connections.values())
+            {
                 if let Some(running) = &conn.running {
                     running.abort.abort();
                     aborted += 1;
                 }
             }
-            drop(state);
             tracing::warn!(
                 aborted,
                 "Syncs did not reach a checkpoint within the grace; dropped them (committed pages stay)."
@@ -838,41 +835,33 @@ fn settle(
     Some(summary)
 }
 
-/// Builds the scheduler's view of `deployment`, keeping what `previous` knew of connections
-/// that are still there (history, metrics, a running sync). Connectors come from `cache`,
-/// compiled only for content not seen before. On error, `previous` is handed back untouched.
-#[allow(
-    clippy::type_complexity,
-    reason = "a private helper's result and its error"
-)]
-fn build_tenants(
+/// Compiles every connector `deployment` names, only content not already in `cache`.
+fn compile_all(
     runtime: &Runtime,
     deployment: &Deployment,
     cache: &mut ConnectorCache,
-    mut previous: BTreeMap<String, TenantState>,
-) -> Result<
-    (BTreeMap<String, TenantState>, ReloadReport),
-    (StartError, BTreeMap<String, TenantState>),
-> {
-    // Compile first, so that a bad connector leaves everything as it was.
+) -> Result<HashMap<String, Arc<Connector>>, StartError> {
     let mut compiled = HashMap::new();
     for job in deployment.jobs() {
-        match load_cached(runtime, cache, &job.connector) {
-            Ok(connector) => {
-                compiled.insert(job.connector.clone(), connector);
+        let connector = load_cached(runtime, cache, &job.connector).map_err(|source| {
+            StartError::Connector {
+                tenant: job.tenant.clone(),
+                connection: job.name.clone(),
+                source: Box::new(source),
             }
-            Err(source) => {
-                return Err((
-                    StartError::Connector {
-                        tenant: job.tenant.clone(),
-                        connection: job.name.clone(),
-                        source,
-                    },
-                    previous,
-                ));
-            }
-        }
+        })?;
+        compiled.insert(job.connector.clone(), connector);
     }
+    Ok(compiled)
+}
+
+/// Builds the scheduler's view of `deployment` with its `compiled` connectors, keeping what
+/// `previous` knew of connections that are still there (history, metrics, a running sync).
+fn merge(
+    deployment: &Deployment,
+    compiled: &HashMap<String, Arc<Connector>>,
+    mut previous: BTreeMap<String, TenantState>,
+) -> (BTreeMap<String, TenantState>, ReloadReport) {
     let mut report = ReloadReport::default();
     let now = Utc::now();
     let mut tenants = BTreeMap::new();
@@ -950,7 +939,7 @@ fn build_tenants(
             tenants.insert(tenant_name, old);
         }
     }
-    Ok((tenants, report))
+    (tenants, report)
 }
 
 /// The compiled connector for `source`, compiling only content not seen before.
