@@ -306,8 +306,19 @@ async fn serve(path: &Path, check: bool) -> Result<()> {
         let connections = deployment.jobs().count();
         let tenants = deployment.tenants.len();
         for job in deployment.jobs() {
-            Connector::load(&runtime, &job.connector)
-                .with_context(|| format!("tenant `{}` connection `{}`", job.tenant, job.name))?;
+            let at = || format!("tenant `{}` connection `{}`", job.tenant, job.name);
+            let connector = Connector::load(&runtime, &job.connector).with_context(at)?;
+            let connection = &job.connection;
+            let spec = connector
+                .spec(&runtime, &connection.limits)
+                .await
+                .with_context(at)?;
+            connection
+                .validate_config(connector.name(), &spec.config_schema)
+                .with_context(at)?;
+            connection
+                .check_auth_scheme(connector.name(), &spec.auth_schemes)
+                .with_context(at)?;
         }
         println!(
             "ok: `{}` is a valid deployment ({tenants} tenant{}, {connections} connection{})",

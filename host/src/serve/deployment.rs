@@ -31,7 +31,7 @@
 //! [tenants.acme.connections.issues]
 //! connector = "github"
 //! schedule = { every = "15m" }
-//! config = { owner = "acme", repo = "widgets" }
+//! config = { repository = "acme/widgets" }
 //! auth = { type = "bearer", token = { secret = "github_app" } }
 //! ```
 
