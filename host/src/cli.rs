@@ -111,6 +111,11 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Print a shell completion script, e.g. `sluice completions bash > /etc/bash_completion.d/sluice`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Start a bundled demo API on 127.0.0.1 and sync it; run again to see an incremental sync.
     Demo {
         /// Directory for the demo's connection file, output and checkpoints.
@@ -295,6 +300,20 @@ async fn execute(command: Command) -> Result<()> {
             }
         },
         Command::Serve { deployment, check } => serve(&deployment, check).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut script);
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+                // A reader that stops early (`| head`) is not an error.
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(error).context("cannot write the completion script")
+                }
+                _ => Ok(()),
+            }
+        }
         Command::Demo { dir } => crate::demo::run(&dir).await,
     }
 }

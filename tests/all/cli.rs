@@ -10,7 +10,15 @@ use crate::{Workspace, sluice};
 fn help_lists_the_commands() {
     let output = sluice().run(["--help"]);
     output.assert_success();
-    for command in ["spec", "check", "discover", "run"] {
+    for command in [
+        "spec",
+        "check",
+        "discover",
+        "run",
+        "state",
+        "serve",
+        "completions",
+    ] {
         assert!(
             output.stdout.contains(command),
             "--help lists `{command}`\n{output}"
@@ -32,6 +40,51 @@ fn help_lists_the_commands() {
             "run --help lists `{flag}`\n{output}"
         );
     }
+}
+
+/// Completion scripts name every subcommand, for each shell.
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = sluice().run(["completions", shell]);
+        output.assert_success();
+        for command in ["serve", "inspect", "completions"] {
+            assert!(
+                output.stdout.contains(command),
+                "{shell} completions name `{command}`\n{output}"
+            );
+        }
+    }
+    let output = sluice().run(["completions", "nosh"]);
+    assert!(output.stderr.contains("possible values"), "{output}");
+}
+
+/// `serve --check` validates a deployment and its connections' configs, naming the place.
+#[test]
+fn serve_check_names_the_tenant_and_connection() {
+    let ws = Workspace::new();
+    let path = ws.path().join("deployment.toml");
+    let head = "[control]\ntoken = \"t\"\n";
+    std::fs::write(
+        &path,
+        format!("{head}[tenants.acme.connections.gh]\nconnector = \"github\"\nconfig = {{ owner = \"a\" }}\n"),
+    )
+    .expect("write");
+    let error = sluice()
+        .run(["serve", "--deployment", &path.to_string_lossy(), "--check"])
+        .assert_error();
+    assert!(
+        error.contains("tenant `acme` connection `gh`") && error.contains("repository"),
+        "{error}"
+    );
+    std::fs::write(
+        &path,
+        format!("{head}[tenants.acme.connections.gh]\nconnector = \"github\"\nconfig = {{ repository = \"a/b\" }}\n"),
+    )
+    .expect("write");
+    let output = sluice().run(["serve", "--deployment", &path.to_string_lossy(), "--check"]);
+    output.assert_success();
+    assert!(output.stdout.contains("1 tenant, 1 connection"), "{output}");
 }
 
 #[test]
