@@ -4,9 +4,10 @@
 //! Raw serde structs reject unknown keys; [`Connection`] holds the validated result. This
 //! module reads files and nothing else.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::{HttpSettings, NetworkConfig, TlsConfig};
 use crate::protocol::AuthScheme;
@@ -95,6 +96,52 @@ struct RawConnection {
     auth: Option<AuthConfig>,
     /// Client certificate and extra trusted CAs.
     tls: Option<TlsConfig>,
+    /// Per-stream settings, by stream name.
+    #[serde(default)]
+    streams: BTreeMap<String, StreamSettings>,
+}
+
+/// How the operator wants one stream synced: `[streams.<name>]` in the connection file.
+///
+/// ```toml
+/// [streams.orders]
+/// sync_mode = "incremental_dedup"   # full_refresh | incremental | incremental_dedup
+/// schema_policy = "dead_letter"     # warn (default) | dead_letter | fail
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// The sync mode; by default incremental when the stream supports it, else full refresh.
+    pub sync_mode: Option<StreamMode>,
+    /// What happens to a record that does not match the stream's schema.
+    #[serde(default)]
+    pub schema_policy: SchemaPolicy,
+}
+
+/// The sync modes an operator can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    /// Read everything every time; the output is replaced by each complete read. An interrupted
+    /// read resumes mid-pagination.
+    FullRefresh,
+    /// Read only what is new since the saved cursor and append it.
+    Incremental,
+    /// Like `incremental`, and keep one record per primary key in the output: the latest.
+    IncrementalDedup,
+}
+
+/// What the host does with a record that does not conform to its stream's schema.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaPolicy {
+    /// Keep it and report the drift (log and run summary).
+    #[default]
+    Warn,
+    /// Write it to `<stream>.dead_letter.jsonl` with the reason instead of the output.
+    DeadLetter,
+    /// Fail the stream; the last checkpoint is kept.
+    Fail,
 }
 
 /// A validated connection file.
@@ -117,6 +164,8 @@ pub struct Connection {
     pub auth: Option<AuthConfig>,
     /// `[tls]`: client certificate and extra trusted CAs (files are read when a sync starts).
     pub tls: TlsConfig,
+    /// `[streams.<name>]`: per-stream sync mode and schema policy.
+    pub streams: BTreeMap<String, StreamSettings>,
 }
 
 impl Connection {
@@ -163,7 +212,13 @@ impl Connection {
             http: raw.http,
             auth: raw.auth,
             tls: raw.tls.unwrap_or_default(),
+            streams: raw.streams,
         })
+    }
+
+    /// The operator's settings for `stream` (defaults when it has no `[streams.<name>]`).
+    pub fn stream_settings(&self, stream: &str) -> StreamSettings {
+        self.streams.get(stream).cloned().unwrap_or_default()
     }
 
     /// The connector's config as JSON text, as the guest receives it.
