@@ -71,6 +71,7 @@ pub mod paginate;
 pub mod prelude;
 mod spec;
 pub mod testing;
+pub mod time;
 pub mod url;
 
 pub use connector::{Connector, RunContext};

@@ -66,6 +66,9 @@ pub enum Error {
     },
 }
 
+/// What the seen index keeps of a written record: the first 16 bytes of its SHA-256.
+pub type RecordDigest = [u8; 16];
+
 /// Identifies one stream of one connection in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamKey {
@@ -328,17 +331,56 @@ impl CheckpointStore {
 
     /// Commits `checkpoint` for `key` and waits until it is on disk.
     pub async fn commit(&self, key: &StreamKey, checkpoint: &Checkpoint) -> Result<(), Error> {
+        self.commit_page(key, checkpoint, &[], false).await
+    }
+
+    /// Commits `checkpoint` for `key` together with the records the page wrote to the seen
+    /// index (`(primary key, digest)`), in one atomic batch, and waits until it is on disk.
+    /// With `forget_seen`, the stream's earlier seen entries are dropped in the same batch (a
+    /// new full read starts).
+    pub async fn commit_page(
+        &self,
+        key: &StreamKey,
+        checkpoint: &Checkpoint,
+        seen: &[(String, RecordDigest)],
+        forget_seen: bool,
+    ) -> Result<(), Error> {
         let encoded = key.encode();
         let storage = |error: &dyn std::fmt::Display| Error::Storage {
             key: encoded.clone(),
             detail: error.to_string(),
         };
         let bytes = serde_json::to_vec(&Stored::V1(checkpoint.clone())).map_err(|e| storage(&e))?;
-        self.tree
-            .insert(encoded.as_bytes(), bytes)
-            .map_err(|e| storage(&e))?;
+        let mut batch = sled::Batch::default();
+        let prefix = seen_prefix(key);
+        if forget_seen {
+            for entry in self.tree.scan_prefix(prefix.as_bytes()).keys() {
+                batch.remove(entry.map_err(|e| storage(&e))?);
+            }
+        }
+        for (primary_key, digest) in seen {
+            batch.insert(
+                format!("{prefix}{primary_key}").as_bytes(),
+                digest.as_slice(),
+            );
+        }
+        batch.insert(encoded.as_bytes(), bytes);
+        self.tree.apply_batch(batch).map_err(|e| storage(&e))?;
         self.tree.flush_async().await.map_err(|e| storage(&e))?;
         Ok(())
+    }
+
+    /// The digest of the record last written for `primary_key` in `key`'s stream, if any.
+    pub fn seen(&self, key: &StreamKey, primary_key: &str) -> Result<Option<RecordDigest>, Error> {
+        let entry = format!("{}{primary_key}", seen_prefix(key));
+        let value = self
+            .tree
+            .get(entry.as_bytes())
+            .map_err(|error| Error::Storage {
+                key: key.encode(),
+                detail: error.to_string(),
+            })?;
+        Ok(value.and_then(|bytes| RecordDigest::try_from(bytes.as_ref()).ok()))
     }
 
     /// Every checkpoint in the store, by key.
@@ -349,6 +391,9 @@ impl CheckpointStore {
                 key: "*".to_owned(),
                 detail: error.to_string(),
             })?;
+            if key.contains(&SEEN_SEPARATOR) {
+                continue;
+            }
             let key = String::from_utf8_lossy(&key).into_owned();
             match serde_json::from_slice::<Stored>(&bytes) {
                 Ok(Stored::V1(checkpoint)) => all.push((key, checkpoint)),
@@ -363,8 +408,8 @@ impl CheckpointStore {
         Ok(all)
     }
 
-    /// Forgets `key`'s checkpoint so its next sync starts from scratch. Returns whether there
-    /// was one.
+    /// Forgets `key`'s checkpoint and seen index so its next sync starts from scratch.
+    /// Returns whether there was a checkpoint.
     pub async fn reset(&self, key: &StreamKey) -> Result<bool, Error> {
         let encoded = key.encode();
         let storage = |error: sled::Error| Error::Storage {
@@ -373,12 +418,25 @@ impl CheckpointStore {
         };
         let existed = self
             .tree
-            .remove(encoded.as_bytes())
-            .map_err(storage)?
-            .is_some();
+            .contains_key(encoded.as_bytes())
+            .map_err(storage)?;
+        let mut batch = sled::Batch::default();
+        for entry in self.tree.scan_prefix(seen_prefix(key).as_bytes()).keys() {
+            batch.remove(entry.map_err(storage)?);
+        }
+        batch.remove(encoded.as_bytes());
+        self.tree.apply_batch(batch).map_err(storage)?;
         self.db.flush_async().await.map_err(storage)?;
         Ok(existed)
     }
+}
+
+/// Separates a stream's key from its seen-index entries; never part of a name.
+const SEEN_SEPARATOR: u8 = 0;
+
+/// The key prefix of `key`'s seen-index entries.
+fn seen_prefix(key: &StreamKey) -> String {
+    format!("{}\u{0}seen\u{0}", key.encode())
 }
 
 #[cfg(test)]

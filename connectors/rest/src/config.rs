@@ -132,6 +132,28 @@ pub struct IncrementalConfig {
     pub field: String,
     /// Query parameter carrying the saved maximum of `field` on the next run.
     pub param: String,
+    /// Seconds before the saved maximum the next run starts reading again (timestamps as RFC
+    /// 3339 strings or Unix seconds): for APIs whose filter is strictly "after", or whose
+    /// records become visible late. The host drops re-read records it already wrote.
+    #[serde(default)]
+    pub lookback_secs: u64,
+    /// JSON pointer to a key telling apart records with the same `field` value; defaults to the
+    /// stream's `primary_key`. With it, records sharing the boundary value are neither lost
+    /// nor repeated.
+    pub tie_breaker: Option<String>,
+}
+
+impl StreamConfig {
+    /// The boundary rules of this stream's incremental sync.
+    pub fn boundary(&self) -> sluice_sdk::incremental::Boundary {
+        let incremental = self.incremental.as_ref();
+        sluice_sdk::incremental::Boundary {
+            tie_breaker: incremental
+                .and_then(|i| i.tie_breaker.clone())
+                .or_else(|| self.primary_key.clone()),
+            lookback_secs: incremental.map_or(0, |i| i.lookback_secs),
+        }
+    }
 }
 
 impl Config {
@@ -197,6 +219,9 @@ impl StreamConfig {
         self.pagination.validate(&format!("{at}.pagination"))?;
         if let Some(incremental) = &self.incremental {
             check_pointer(&incremental.field, &format!("{at}.incremental.field"))?;
+            if let Some(tie_breaker) = &incremental.tie_breaker {
+                check_pointer(tie_breaker, &format!("{at}.incremental.tie_breaker"))?;
+            }
             if incremental.field.is_empty() {
                 return Err(Error::invalid_config(format!(
                     "`{at}.incremental.field` is empty; point it at a field, e.g. `/updated_at`"
@@ -355,10 +380,12 @@ fn stream_schema() -> Value {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["field", "param"],
-                "description": "Resume from the highest value of field emitted, sent as param; records at or below it are dropped",
+                "description": "Resume from the highest value of field emitted, sent as param (lookback_secs earlier); records at that value are told apart by tie_breaker (default: primary_key)",
                 "properties": {
                     "field": {"allOf": [pointer], "minLength": 1},
-                    "param": param_schema()
+                    "param": param_schema(),
+                    "lookback_secs": {"type": "integer", "minimum": 0, "default": 0, "description": "Seconds before the saved maximum to read again"},
+                    "tie_breaker": {"allOf": [pointer], "description": "JSON pointer to a key telling apart records with the same field value; default primary_key"}
                 }
             }
         }

@@ -20,7 +20,9 @@ pub fn first_request(config: &Config, stream: &StreamConfig, state: &Watermark) 
             request = request.query(name.as_str(), value);
         }
     }
-    if let (Some(incremental), Some(cursor)) = (&stream.incremental, state.cursor_param()) {
+    if let (Some(incremental), Some(cursor)) =
+        (&stream.incremental, state.filter_param(&stream.boundary()))
+    {
         request = request.replace_query(&incremental.param, cursor);
     }
     stream.pagination.strategy().first(request)
@@ -29,9 +31,10 @@ pub fn first_request(config: &Config, stream: &StreamConfig, state: &Watermark) 
 /// Turn the response to `request` into a page.
 ///
 /// Records come from the array at `stream.records`. In an incremental stream, a record whose
-/// field is at or below the cursor saved by the last complete run is dropped (the API's filter
-/// is usually inclusive, so the boundary record comes back); the state carries the highest
-/// value emitted so far and becomes the new cursor when the last page is read.
+/// field is below the cursor saved by the last complete run (minus the lookback) is dropped,
+/// and one exactly at it is dropped only if its tie-breaker key was emitted at that value
+/// before (see [`sluice_sdk::incremental::Boundary`]); the state carries the highest value
+/// emitted so far and becomes the new cursor when the last page is read.
 pub fn read_page(
     stream: &StreamConfig,
     mut state: Watermark,
@@ -46,9 +49,10 @@ pub fn read_page(
         .next(&PageInfo::new(request, response, records.len()).with_body(&body))?;
 
     let mut page = Page::new();
+    let boundary = stream.boundary();
     for record in records {
         let new = match &stream.incremental {
-            Some(incremental) => state.admit(record, &incremental.field),
+            Some(incremental) => state.admit_at(record, &incremental.field, &boundary),
             None => true,
         };
         if new {

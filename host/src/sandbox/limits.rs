@@ -31,6 +31,8 @@ pub const DEFAULT_MAX_BACK_OFF_MS: u64 = 15 * 60 * 1000;
 /// Default cap on the wall time of one sync (every stream of a run): a day of paging is far
 /// beyond any sane page size and rate limit, and a stuck sync still ends.
 pub const DEFAULT_MAX_SYNC_DURATION_SECS: u64 = 24 * 60 * 60;
+/// Default cap on pages in a row with no records that still ask for more.
+pub const DEFAULT_MAX_EMPTY_PAGES: u64 = 20;
 /// Bytes a guest may move to the host in one call on top of `max_page_bytes` and
 /// `max_state_bytes`: the next request (URL, headers, body), the catalog or the spec.
 pub const BOUNDARY_OVERHEAD_BYTES: u64 = 4 * 1024 * 1024;
@@ -78,6 +80,10 @@ pub struct Limits {
     /// Cap on the wall time of one sync (all its streams), in seconds.
     #[serde(default = "default_max_sync_duration_secs")]
     pub max_sync_duration_secs: u64,
+    /// Cap on pages in a row with no records that still ask for another page: past it, the
+    /// connector's pagination is taken to be stuck.
+    #[serde(default = "default_max_empty_pages")]
+    pub max_empty_pages: u64,
 }
 
 impl Limits {
@@ -105,10 +111,14 @@ impl Default for Limits {
             max_log_line_bytes: DEFAULT_MAX_LOG_LINE_BYTES,
             max_back_off_ms: DEFAULT_MAX_BACK_OFF_MS,
             max_sync_duration_secs: DEFAULT_MAX_SYNC_DURATION_SECS,
+            max_empty_pages: DEFAULT_MAX_EMPTY_PAGES,
         }
     }
 }
 
+const fn default_max_empty_pages() -> u64 {
+    DEFAULT_MAX_EMPTY_PAGES
+}
 const fn default_max_memory_bytes() -> u64 {
     DEFAULT_MAX_MEMORY_BYTES
 }
