@@ -116,6 +116,22 @@ enum Command {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Create a connector crate NAME (in the working directory, or --dir): it depends on the
+    /// SDK, builds to a component with `cargo build --release`, and has native tests.
+    New {
+        /// Package name of the connector: lowercase letters, digits, `-` and `_`.
+        name: String,
+        /// Directory to create the crate in (`<DIR>/<NAME>`); default: the working directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The SDK to depend on, by path (`guest-sdk/` of a Sluice checkout); default: the one
+        /// this `sluice` was built from.
+        #[arg(long, value_name = "PATH", conflicts_with = "sdk_git")]
+        sdk: Option<PathBuf>,
+        /// The SDK to depend on, from a git repository holding it.
+        #[arg(long, value_name = "URL")]
+        sdk_git: Option<String>,
+    },
     /// Start a bundled demo API on 127.0.0.1 and sync it; run again to see an incremental sync.
     Demo {
         /// Directory for the demo's connection file, output and checkpoints.
@@ -314,6 +330,12 @@ async fn execute(command: Command) -> Result<()> {
                 _ => Ok(()),
             }
         }
+        Command::New {
+            name,
+            dir,
+            sdk,
+            sdk_git,
+        } => crate::scaffold::run(&name, dir.as_deref(), sdk.as_deref(), sdk_git.as_deref()),
         Command::Demo { dir } => crate::demo::run(&dir).await,
     }
 }

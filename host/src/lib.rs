@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod retry;
 pub mod sandbox;
+pub mod scaffold;
 pub mod schema;
 pub mod secrets;
 pub mod serve;

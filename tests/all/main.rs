@@ -20,6 +20,7 @@ mod network;
 mod real_connectors;
 mod rest_pagination;
 mod sandbox;
+mod scaffold;
 mod sdk_third_party;
 mod serve;
 
