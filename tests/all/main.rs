@@ -15,6 +15,7 @@ mod egress;
 mod github;
 mod hostile;
 mod incremental;
+mod keyset;
 mod load_errors;
 mod network;
 mod real_connectors;

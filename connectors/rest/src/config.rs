@@ -96,6 +96,22 @@ pub enum PaginationConfig {
     },
     /// The `Link: <…>; rel="next"` header.
     Link {},
+    /// Keyset: the next request sends `field` of the page's last record as `param`
+    /// (`since_id=<last id>`), stopping at an empty page (or a short one when the size is
+    /// known). Exact only when `field` is unique and the API sorts by it; for timestamps that
+    /// records share, use `offset`/`page` with an incremental lookback and tie-breaker.
+    Keyset {
+        /// Parameter carrying the key of the last record seen, e.g. `since_id`.
+        param: String,
+        /// JSON pointer to the key in a record, e.g. `/id`.
+        field: String,
+        /// Parameter carrying the page size, if the API takes one.
+        #[serde(default)]
+        limit_param: Option<String>,
+        /// Records per page; required with `limit_param`.
+        #[serde(default)]
+        page_size: Option<u64>,
+    },
 }
 
 impl Default for PaginationConfig {
@@ -263,6 +279,31 @@ impl PaginationConfig {
             Self::Cursor { next_cursor, .. } => {
                 check_pointer(next_cursor, &format!("{at}.next_cursor"))
             }
+            Self::Keyset {
+                param,
+                field,
+                limit_param,
+                page_size,
+            } => {
+                check_pointer(field, &format!("{at}.field"))?;
+                if field.is_empty() {
+                    return Err(Error::invalid_config(format!(
+                        "`{at}.field` is empty; point it at a unique, sorted key of a record, e.g. `/id`"
+                    )));
+                }
+                if param.is_empty() {
+                    return Err(Error::invalid_config(format!(
+                        "`{at}.param` is empty; name the query parameter that asks for records after `{field}`, e.g. `since_id`"
+                    )));
+                }
+                match (limit_param, page_size) {
+                    (Some(_), None) => Err(Error::invalid_config(format!(
+                        "`{at}.page_size` is missing; it is required with `{at}.limit_param`"
+                    ))),
+                    (_, Some(size)) => positive(*size, "page_size"),
+                    (None, None) => Ok(()),
+                }
+            }
         }
     }
 
@@ -301,6 +342,19 @@ impl PaginationConfig {
                 next_cursor.as_str(),
             )),
             Self::Link {} => Pagination::Link(paginate::LinkHeader::new()),
+            Self::Keyset {
+                param,
+                field,
+                limit_param,
+                page_size,
+            } => {
+                let keyset = paginate::Keyset::new(param.as_str(), field.as_str());
+                Pagination::Keyset(match (limit_param, page_size) {
+                    (Some(limit), Some(size)) => keyset.with_limit_param(limit.as_str(), *size),
+                    (None, Some(size)) => keyset.with_page_size(*size),
+                    _ => keyset,
+                })
+            }
         }
     }
 }
@@ -437,6 +491,19 @@ fn pagination_schema() -> Value {
                     "type": {"const": "cursor"},
                     "cursor_param": param,
                     "next_cursor": pointer_schema()
+                }
+            },
+            {
+                "description": "Keyset: field (JSON pointer) of the page's last record sent as param, e.g. since_id=<last id>; an empty page (or a short one when page_size is set) is the last. Exact only when field is unique and the API sorts by it",
+                "additionalProperties": false,
+                "required": ["param", "field"],
+                "dependentRequired": {"limit_param": ["page_size"]},
+                "properties": {
+                    "type": {"const": "keyset"},
+                    "param": param,
+                    "field": {"allOf": [pointer_schema()], "minLength": 1},
+                    "limit_param": {"allOf": [param], "description": "Parameter carrying page_size, if the API takes one"},
+                    "page_size": {"type": "integer", "minimum": 1}
                 }
             }
         ]

@@ -43,10 +43,11 @@ pub fn read_page(
 ) -> Result<Page<Watermark>> {
     let body = response.ok()?.json_value()?;
     let records = json::records_at(&body, &stream.records)?;
-    let next = stream
-        .pagination
-        .strategy()
-        .next(&PageInfo::new(request, response, records.len()).with_body(&body))?;
+    let mut info = PageInfo::new(request, response, records.len()).with_body(&body);
+    if let Some(last) = records.last() {
+        info = info.with_last_record(last);
+    }
+    let next = stream.pagination.strategy().next(&info)?;
 
     let mut page = Page::new();
     let boundary = stream.boundary();

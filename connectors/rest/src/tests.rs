@@ -55,7 +55,7 @@ fn spec_publishes_a_schema_of_the_config() {
     }
     assert_eq!(
         stream["pagination"]["oneOf"].as_array().map(Vec::len),
-        Some(5)
+        Some(6)
     );
 }
 
@@ -94,7 +94,7 @@ fn config_errors_say_what_to_fix() {
         invalid_config(config(
             json!({"name": "a", "path": "/a", "pagination": {"type": "pages"}})
         )),
-        "at `streams[0].pagination.type`: unknown variant `pages`, expected one of `none`, `offset`, `page`, `cursor`, `link`; see the connector's config schema"
+        "at `streams[0].pagination.type`: unknown variant `pages`, expected one of `none`, `offset`, `page`, `cursor`, `link`, `keyset`; see the connector's config schema"
     );
     assert_eq!(
         invalid_config(json!({"base_url": "api.example.com", "streams": []})),
@@ -488,4 +488,199 @@ fn records_keep_the_api_field_order() {
         .unwrap();
     let keys: Vec<&String> = run.records[0].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["zeta", "alpha"]);
+}
+
+/// A keyset API over `all` (sorted by id): records with `id > since_id`, at most `limit`
+/// (default 10) per page.
+fn keyset_api(all: &[Value], request: &Request) -> Response {
+    let since = param(request, "since_id").unwrap_or(0);
+    let limit = param(request, "limit").unwrap_or(10) as usize;
+    let page: Vec<Value> = all
+        .iter()
+        .filter(|item| item["id"].as_u64().unwrap_or(0) > since)
+        .take(limit)
+        .cloned()
+        .collect();
+    testing::json_response(json!({"data": page}))
+}
+
+fn keyset_stream(pagination: Value) -> Value {
+    config(
+        json!({"name": "s", "path": "/items", "records": "/data", "primary_key": "/id",
+        "pagination": pagination}),
+    )
+}
+
+fn keyset_pagination() -> Value {
+    json!({"type": "keyset", "param": "since_id", "field": "/id", "limit_param": "limit", "page_size": 100})
+}
+
+#[test]
+fn keyset_pagination_sends_the_last_id_of_each_page() {
+    let all = items(250);
+    let run = Harness::<Rest>::new(keyset_stream(keyset_pagination()), "s")
+        .run(|request| keyset_api(&all, request))
+        .unwrap();
+    assert_eq!(ids(&run.records), (1..=250).collect::<Vec<_>>());
+    let sent: Vec<(Option<u64>, Option<u64>)> = run
+        .requests()
+        .map(|r| (param(r, "since_id"), param(r, "limit")))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            (None, Some(100)),
+            (Some(100), Some(100)),
+            (Some(200), Some(100))
+        ],
+        "the first request as given plus the limit, then the last id of each page; the short page ends"
+    );
+    assert_eq!(
+        run.requests().next().unwrap().full_url(),
+        "http://127.0.0.1:9000/api/items?limit=100"
+    );
+    assert_eq!(run.state, Some(json!({})));
+}
+
+#[test]
+fn keyset_pagination_without_a_size_stops_on_an_empty_page() {
+    let all = items(25);
+    let run = Harness::<Rest>::new(
+        keyset_stream(json!({"type": "keyset", "param": "since_id", "field": "/id"})),
+        "s",
+    )
+    .run(|request| keyset_api(&all, request))
+    .unwrap();
+    assert_eq!(ids(&run.records), (1..=25).collect::<Vec<_>>());
+    let sent: Vec<Option<u64>> = run.requests().map(|r| param(r, "since_id")).collect();
+    assert_eq!(sent, vec![None, Some(10), Some(20), Some(25)]);
+    assert!(run.requests().all(|r| r.query_param("limit").is_none()));
+}
+
+#[test]
+fn keyset_pagination_with_a_full_last_page_asks_once_more() {
+    let all = items(4);
+    let run = Harness::<Rest>::new(
+        keyset_stream(
+            json!({"type": "keyset", "param": "since_id", "field": "/id",
+            "limit_param": "limit", "page_size": 2}),
+        ),
+        "s",
+    )
+    .run(|request| keyset_api(&all, request))
+    .unwrap();
+    assert_eq!(ids(&run.records), vec![1, 2, 3, 4]);
+    let sent: Vec<Option<u64>> = run.requests().map(|r| param(r, "since_id")).collect();
+    assert_eq!(sent, vec![None, Some(2), Some(4)]);
+}
+
+#[test]
+fn keyset_pagination_with_an_incremental_cursor_reads_only_new_records() {
+    let stream = || {
+        let mut stream = keyset_stream(json!({"type": "keyset", "param": "since_id",
+            "field": "/id", "limit_param": "limit", "page_size": 3}));
+        stream["streams"][0]["incremental"] = json!({"field": "/id", "param": "since_id"});
+        stream
+    };
+    let mut all = items(7);
+    let first = Harness::<Rest>::new(stream(), "s")
+        .run(|request| keyset_api(&all, request))
+        .unwrap();
+    assert_eq!(ids(&first.records), (1..=7).collect::<Vec<_>>());
+    assert_eq!(first.state, Some(json!({"cursor": 7, "ties": [7]})));
+
+    all.extend((8..=12).map(|id| json!({"id": id, "updated_at": id})));
+    let second = Harness::<Rest>::new(stream(), "s")
+        .with_state(first.state.clone().unwrap())
+        .run(|request| keyset_api(&all, request))
+        .unwrap();
+    assert_eq!(ids(&second.records), vec![8, 9, 10, 11, 12]);
+    let sent: Vec<Option<u64>> = second.requests().map(|r| param(r, "since_id")).collect();
+    assert_eq!(
+        sent,
+        vec![Some(7), Some(10)],
+        "resumes after the saved id, then pages by the last id"
+    );
+    assert_eq!(second.state, Some(json!({"cursor": 12, "ties": [12]})));
+}
+
+#[test]
+fn keyset_pagination_needs_the_field_in_the_last_record() {
+    let mut all = items(3);
+    all[2] = json!({"name": "no id"});
+    let err = Harness::<Rest>::new(
+        keyset_stream(
+            json!({"type": "keyset", "param": "since_id", "field": "/id",
+            "limit_param": "limit", "page_size": 3}),
+        ),
+        "s",
+    )
+    .run(|_| testing::json_response(json!({"data": all.clone()})))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        Error::UnexpectedResponse(
+            "the last record of the page has no `/id`; keyset pagination on `since_id` needs it in every record"
+                .into()
+        )
+    );
+}
+
+#[test]
+fn keyset_config_errors_say_what_to_fix() {
+    let keyset = |pagination: Value| invalid_config(keyset_stream(pagination));
+    assert_eq!(
+        keyset(
+            json!({"type": "keyset", "param": "since_id", "field": "/id", "limit_param": "limit"})
+        ),
+        "`streams[0].pagination.page_size` is missing; it is required with `streams[0].pagination.limit_param`"
+    );
+    assert_eq!(
+        keyset(json!({"type": "keyset", "param": "since_id", "field": "/id", "page_size": 0})),
+        "`streams[0].pagination.page_size` is 0; use at least 1"
+    );
+    assert_eq!(
+        keyset(json!({"type": "keyset", "param": "since_id", "field": "id"})),
+        "`streams[0].pagination.field` is `id`, not a JSON pointer; write it like `/data/items` (or \"\" for the whole value)"
+    );
+    assert_eq!(
+        keyset(json!({"type": "keyset", "param": "since_id", "field": ""})),
+        "`streams[0].pagination.field` is empty; point it at a unique, sorted key of a record, e.g. `/id`"
+    );
+    assert_eq!(
+        keyset(json!({"type": "keyset", "param": "", "field": "/id"})),
+        "`streams[0].pagination.param` is empty; name the query parameter that asks for records after `/id`, e.g. `since_id`"
+    );
+    assert_eq!(
+        keyset(json!({"type": "keyset", "field": "/id"})),
+        "at `streams[0].pagination`: missing field `param`; see the connector's config schema"
+    );
+    assert!(
+        keyset(json!({"type": "keyset", "param": "since_id", "field": "/id", "offset_param": "o"}))
+            .starts_with("at `streams[0].pagination`: unknown field `offset_param`")
+    );
+}
+
+#[test]
+fn keyset_config_maps_to_the_sdk_strategy_and_schema() {
+    let config: crate::config::Config =
+        serde_json::from_value(keyset_stream(keyset_pagination())).unwrap();
+    assert_eq!(
+        config.streams[0].pagination.strategy(),
+        Pagination::Keyset(paginate::Keyset::new("since_id", "/id").with_limit_param("limit", 100))
+    );
+    let spec = testing::spec::<Rest>();
+    let keyset =
+        spec.config_schema["properties"]["streams"]["items"]["properties"]["pagination"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|variant| variant["properties"]["type"]["const"] == "keyset")
+            .expect("the schema has a keyset variant")
+            .clone();
+    assert_eq!(keyset["required"], json!(["param", "field"]));
+    assert_eq!(
+        keyset["dependentRequired"],
+        json!({"limit_param": ["page_size"]})
+    );
 }

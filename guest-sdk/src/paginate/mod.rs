@@ -11,15 +11,18 @@
 //! | [`Offset`] | `limit=N&offset=K` | a page has fewer than N records |
 //! | [`PageNumber`] | `page=P` (and optionally a size) | a page is empty, or short when the size is known |
 //! | [`Cursor`] | `cursor=<value from the body>` | the body's next cursor is missing, `null`, `""` or repeats |
+//! | [`Keyset`] | `since_id=<key of the page's last record>` | a page is empty, or short when the size is known |
 //! | [`LinkHeader`] | the URL in `Link: <…>; rel="next"` | there is no such link |
 //! | [`Pagination::None`] | one request | after it |
 
 mod cursor;
+mod keyset;
 mod link;
 mod offset;
 mod page_number;
 
 pub use cursor::Cursor;
+pub use keyset::Keyset;
 pub use link::{Link, LinkHeader, find_link, parse_link_header};
 pub use offset::Offset;
 pub use page_number::PageNumber;
@@ -39,6 +42,9 @@ pub struct PageInfo<'a> {
     pub body: Option<&'a Value>,
     /// How many records the API returned on this page, before any filtering.
     pub records: usize,
+    /// The last record the API returned on this page, before any filtering ([`Keyset`] needs
+    /// it).
+    pub last_record: Option<&'a Value>,
 }
 
 impl<'a> PageInfo<'a> {
@@ -50,12 +56,19 @@ impl<'a> PageInfo<'a> {
             response,
             body: None,
             records,
+            last_record: None,
         }
     }
 
     /// Add the parsed body.
     pub fn with_body(mut self, body: &'a Value) -> Self {
         self.body = Some(body);
+        self
+    }
+
+    /// Add the last record the API returned on this page (before any filtering).
+    pub fn with_last_record(mut self, record: &'a Value) -> Self {
+        self.last_record = Some(record);
         self
     }
 }
@@ -98,6 +111,8 @@ pub enum Pagination {
     Cursor(Cursor),
     /// The `Link` response header.
     Link(LinkHeader),
+    /// The key of the page's last record.
+    Keyset(Keyset),
 }
 
 impl Paginate for Pagination {
@@ -108,6 +123,7 @@ impl Paginate for Pagination {
             Self::PageNumber(pages) => pages.first(request),
             Self::Cursor(cursor) => cursor.first(request),
             Self::Link(link) => link.first(request),
+            Self::Keyset(keyset) => keyset.first(request),
         }
     }
 
@@ -118,6 +134,7 @@ impl Paginate for Pagination {
             Self::PageNumber(pages) => pages.next(page),
             Self::Cursor(cursor) => cursor.next(page),
             Self::Link(link) => link.next(page),
+            Self::Keyset(keyset) => keyset.next(page),
         }
     }
 }
