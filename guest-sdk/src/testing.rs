@@ -7,6 +7,10 @@
 //! `next-page` for each response, keeping the last state a page set, until the connector says
 //! done. Back-offs are recorded, not waited for.
 //!
+//! Recorded responses come from the host's raw archive: record once with
+//! `sluice run --archive DIR --archive-format jsonl`, copy a stream's `<stream>.jsonl` next to
+//! the tests, and replay it with [`Archive::load`] and [`Harness::replay`] (see [`Archive`]).
+//!
 //! ```
 //! use sluice_sdk::prelude::*;
 //! use sluice_sdk::testing::{self, Harness};
@@ -41,11 +45,12 @@
 //! ```
 
 use std::marker::PhantomData;
+use std::path::Path;
 
 use serde_json::Value;
 
 use crate::{
-    Catalog, Connector, Error, Next, Request, Response, Result, RunContext, Spec, adapter,
+    Catalog, Connector, Error, Method, Next, Request, Response, Result, RunContext, Spec, adapter,
 };
 
 /// How many pages a run may take before the harness calls it a runaway.
@@ -130,14 +135,53 @@ impl<C: Connector> Harness<C> {
     ///
     /// Fails with the connector's error, or with [`Error::ConnectorBug`] if the records are not
     /// JSON objects or the run exceeds the page limit.
-    pub fn run(&self, responder: impl FnMut(&Request) -> Response) -> Result<Run> {
+    pub fn run(&self, mut responder: impl FnMut(&Request) -> Response) -> Result<Run> {
         let next = adapter::begin::<C>(
             &self.config,
             &self.stream,
             self.state.as_deref(),
             &self.context,
         )?;
-        self.drive(next, responder)
+        self.drive(next, |request| Ok(responder(request)))
+    }
+
+    /// Runs against a recorded [`Archive`]: its responses are handed to the connector in order,
+    /// and every request the connector asks for must be the archived one at that position
+    /// (otherwise [`Error::ConnectorBug`] names both). An archive of a resumed sync starts
+    /// from its first request, as the host resumes, instead of calling `begin`.
+    ///
+    /// The harness keeps its own config, state and context: take them from the archive with
+    /// [`Archive::harness`] to replay the recorded sync exactly.
+    pub fn replay(&self, archive: &Archive) -> Result<Run> {
+        let next = match (&archive.start[..], archive.exchanges.first()) {
+            ("resumed", Some((first, _))) => Next::Fetch(first.clone()),
+            _ => adapter::begin::<C>(
+                &self.config,
+                &self.stream,
+                self.state.as_deref(),
+                &self.context,
+            )?,
+        };
+        let mut exchanges = archive.exchanges.iter();
+        let mut position = 0;
+        self.drive(next, |asked| {
+            position += 1;
+            match exchanges.next() {
+                Some((expected, response)) if expected == asked => Ok(response.clone()),
+                Some((expected, _)) => Err(Error::bug(format!(
+                    "replay of stream `{}` diverges at request {position}: the archive has {} but the connector asked for {}",
+                    archive.stream,
+                    describe(expected),
+                    describe(asked)
+                ))),
+                None => Err(Error::bug(format!(
+                    "replay of stream `{}` ran past the archive: it holds {} responses but the connector asked for another, {}",
+                    archive.stream,
+                    archive.exchanges.len(),
+                    describe(asked)
+                ))),
+            }
+        })
     }
 
     /// Resume as the host does after a crash: re-send `pending` (the request the last
@@ -146,15 +190,15 @@ impl<C: Connector> Harness<C> {
     pub fn resume(
         &self,
         pending: Request,
-        responder: impl FnMut(&Request) -> Response,
+        mut responder: impl FnMut(&Request) -> Response,
     ) -> Result<Run> {
-        self.drive(Next::Fetch(pending), responder)
+        self.drive(Next::Fetch(pending), |request| Ok(responder(request)))
     }
 
     fn drive(
         &self,
         mut next: Next,
-        mut responder: impl FnMut(&Request) -> Response,
+        mut responder: impl FnMut(&Request) -> Result<Response>,
     ) -> Result<Run> {
         let mut state = self.state.clone();
         let mut run = Run {
@@ -176,7 +220,7 @@ impl<C: Connector> Harness<C> {
                     request.full_url()
                 )));
             }
-            let response = responder(&request);
+            let response = responder(&request)?;
             let page = adapter::next_page::<C>(
                 &self.config,
                 &self.stream,
@@ -203,6 +247,298 @@ impl<C: Connector> Harness<C> {
         run.state = state.as_deref().map(parse_state).transpose()?;
         Ok(run)
     }
+}
+
+/// A recorded stream: the host's raw archive of one stream of one run, in its plain JSON-lines
+/// form (`sluice run --archive DIR --archive-format jsonl` writes
+/// `DIR/<connection>/<run>/<stream>.jsonl`; a `.jsonl.gz` archive is the same after `gunzip`).
+///
+/// The first line is a header (format `sluice-archive`, version 1, the stream, the connector's
+/// config, the state and run context the sync started from); each further line is one
+/// `{"request": {..}, "response": {..}}` exchange, bodies as `body` (UTF-8 text) or
+/// `body_base64`. No credential is ever in it: the host applies credentials after the
+/// connector's request is recorded, and drops them from responses before.
+///
+/// ```
+/// use sluice_sdk::prelude::*;
+/// use sluice_sdk::testing::Archive;
+/// # struct Users;
+/// # impl Connector for Users {
+/// #     type Config = Value;
+/// #     type State = ();
+/// #     fn spec() -> Spec { Spec::new("users", "0.1.0", "") }
+/// #     fn discover(_: &Value) -> Result<Catalog> { Ok(Catalog::new()) }
+/// #     fn begin(_: &Value, _: &str, _: (), _: &RunContext) -> Result<Next> {
+/// #         Ok(Next::Fetch(Request::get("https://api.example.com/users")))
+/// #     }
+/// #     fn next_page(_: &Value, _: &str, _: (), _: &RunContext, _: &Request, response: &Response) -> Result<Page<()>> {
+/// #         Page::new().with_records(&response.ok()?.json::<Vec<Value>>()?)
+/// #     }
+/// # }
+/// # fn main() -> Result<()> {
+/// let archive = Archive::parse(concat!(
+///     r#"{"format":"sluice-archive","version":1,"stream":"users","config":{},"#,
+///     r#""state":null,"context":{"run_id":"r1","started_at_ms":0},"start":"fresh"}"#, "\n",
+///     r#"{"request":{"method":"GET","url":"https://api.example.com/users"},"#,
+///     r#""response":{"status":200,"body":"[{\"id\":1}]"}}"#, "\n",
+/// ))?;
+/// // In a test: `Archive::load("tests/fixtures/users.jsonl")?`.
+/// let run = archive.harness::<Users>().replay(&archive)?;
+/// assert_eq!(run.records, vec![json!({"id": 1})]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Archive {
+    /// The stream.
+    pub stream: String,
+    /// The connector's config of the recorded sync.
+    pub config: Value,
+    /// The state the recorded sync started from.
+    pub state: Option<Value>,
+    /// The run context the connector was given.
+    pub context: RunContext,
+    /// How the recorded sync started: `fresh`, `incremental` or `resumed`.
+    pub start: String,
+    /// Every request the connector asked for, with the response it got, in order.
+    pub exchanges: Vec<(Request, Response)>,
+}
+
+/// The newest archive format version this harness reads.
+pub const ARCHIVE_VERSION: u32 = 1;
+
+#[derive(serde::Deserialize)]
+struct ArchiveHeader {
+    format: String,
+    version: u32,
+    stream: String,
+    #[serde(default)]
+    config: Value,
+    #[serde(default)]
+    state: Option<String>,
+    context: ArchiveContext,
+    #[serde(default)]
+    start: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ArchiveContext {
+    run_id: String,
+    started_at_ms: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ArchiveExchange {
+    request: ArchiveRequest,
+    response: ArchiveResponse,
+}
+
+#[derive(serde::Deserialize)]
+struct ArchiveRequest {
+    method: String,
+    url: String,
+    #[serde(default)]
+    query: Vec<(String, String)>,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_base64: Option<String>,
+    #[serde(default)]
+    authenticate: bool,
+    #[serde(default)]
+    idempotent: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ArchiveResponse {
+    status: u16,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_base64: Option<String>,
+    #[serde(default)]
+    url: String,
+}
+
+impl Archive {
+    /// Reads an archive file (plain JSON lines; gunzip a `.jsonl.gz` first).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|error| Error::bug(format!("cannot read `{}`: {error}", path.display())))?;
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            return Err(Error::bug(format!(
+                "`{}` is gzip-compressed; gunzip it, or record with `sluice run --archive DIR --archive-format jsonl`",
+                path.display()
+            )));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::bug(format!("`{}` is not UTF-8", path.display())))?;
+        Self::parse(&text).map_err(|error| match error {
+            Error::ConnectorBug(detail) => Error::bug(format!("`{}`: {detail}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Parses an archive's text. A torn last line (the recording process died mid-write) is
+    /// ignored, as the host ignores it.
+    pub fn parse(text: &str) -> Result<Self> {
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..end],
+            None => "",
+        };
+        let mut lines = complete.split('\n').enumerate();
+        let bad = |line: usize, detail: String| Error::bug(format!("line {}: {detail}", line + 1));
+        let Some((_, header)) = lines.next().filter(|(_, line)| !line.is_empty()) else {
+            return Err(Error::bug("the archive has no header line"));
+        };
+        let header: ArchiveHeader = serde_json::from_str(header)
+            .map_err(|error| bad(0, format!("not an archive header: {error}")))?;
+        if header.format != "sluice-archive" {
+            return Err(bad(
+                0,
+                format!("format is {:?}, expected \"sluice-archive\"", header.format),
+            ));
+        }
+        if header.version > ARCHIVE_VERSION {
+            return Err(bad(
+                0,
+                format!(
+                    "format version {} is newer than this SDK reads ({ARCHIVE_VERSION}); upgrade sluice-sdk",
+                    header.version
+                ),
+            ));
+        }
+        let state = header
+            .state
+            .as_deref()
+            .map(parse_state)
+            .transpose()
+            .map_err(|error| bad(0, error.to_string()))?;
+        let mut exchanges = Vec::new();
+        for (index, line) in lines {
+            let exchange: ArchiveExchange = serde_json::from_str(line)
+                .map_err(|error| bad(index, format!("not an exchange: {error}")))?;
+            let request = exchange.request;
+            let response = exchange.response;
+            exchanges.push((
+                Request {
+                    method: parse_method(&request.method).map_err(|detail| bad(index, detail))?,
+                    url: request.url,
+                    query: request.query,
+                    headers: request.headers,
+                    body: body(request.body, request.body_base64)
+                        .map_err(|detail| bad(index, detail))?,
+                    authenticate: request.authenticate,
+                    idempotent: request.idempotent,
+                },
+                Response {
+                    status: response.status,
+                    headers: response.headers,
+                    body: body(response.body, response.body_base64)
+                        .map_err(|detail| bad(index, detail))?
+                        .unwrap_or_default(),
+                    url: response.url,
+                },
+            ));
+        }
+        Ok(Self {
+            stream: header.stream,
+            config: header.config,
+            state,
+            context: RunContext::new(header.context.run_id, header.context.started_at_ms),
+            start: header.start,
+            exchanges,
+        })
+    }
+
+    /// A harness for the recorded stream, with the recorded config, starting state and run
+    /// context.
+    pub fn harness<C: Connector>(&self) -> Harness<C> {
+        let harness = Harness::new(self.config.clone(), self.stream.clone())
+            .with_context(self.context.clone());
+        match &self.state {
+            Some(state) => harness.with_state(state.clone()),
+            None => harness,
+        }
+    }
+}
+
+fn parse_method(method: &str) -> std::result::Result<Method, String> {
+    Ok(match method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        "HEAD" => Method::Head,
+        other => return Err(format!("unknown HTTP method {other:?}")),
+    })
+}
+
+fn body(
+    text: Option<String>,
+    base64: Option<String>,
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    match (text, base64) {
+        (Some(text), None) => Ok(Some(text.into_bytes())),
+        (None, Some(encoded)) => decode_base64(&encoded).map(Some),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err("both `body` and `body_base64` are set".to_owned()),
+    }
+}
+
+/// Standard base64 with padding, as the host writes it.
+fn decode_base64(encoded: &str) -> std::result::Result<Vec<u8>, String> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = encoded.trim_end_matches('=').as_bytes();
+    if !encoded.len().is_multiple_of(4) || bytes.len() % 4 == 1 {
+        return Err("`body_base64` is not base64 (bad length)".to_owned());
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut bits = 0u32;
+        for (index, &c) in chunk.iter().enumerate() {
+            let v = value(c)
+                .ok_or_else(|| format!("`body_base64` has an invalid byte {:?}", c as char))?;
+            bits |= v << (18 - 6 * index);
+        }
+        let decoded = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
+        out.extend_from_slice(&decoded[..chunk.len() - 1]);
+    }
+    Ok(out)
+}
+
+/// `GET https://host/path?a=1`, plus headers, body and flags when set, for replay messages.
+fn describe(request: &Request) -> String {
+    let mut text = format!("`{} {}`", request.method, request.full_url());
+    if !request.headers.is_empty() {
+        text.push_str(&format!(" with headers {:?}", request.headers));
+    }
+    if let Some(body) = &request.body {
+        text.push_str(&format!(" with body {:?}", String::from_utf8_lossy(body)));
+    }
+    if request.authenticate {
+        text.push_str(" (authenticated)");
+    }
+    if request.idempotent {
+        text.push_str(" (idempotent)");
+    }
+    text
 }
 
 fn parse_state(state: &str) -> Result<Value> {
@@ -367,6 +703,87 @@ mod tests {
             .run(|_| text_response(500, "boom"))
             .unwrap_err();
         assert_eq!(err, Error::UnexpectedResponse("HTTP 500: boom".into()));
+    }
+
+    fn fixture() -> Archive {
+        Archive::load(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/countdown.archive.jsonl"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_archive_fixture_replays_with_records_and_checkpoints() {
+        let archive = fixture();
+        assert_eq!(archive.stream, "numbers");
+        assert_eq!(
+            archive.context,
+            RunContext::new("18f2a-0001", 1_767_225_600_000)
+        );
+        assert_eq!(archive.exchanges.len(), 3);
+        assert_eq!(archive.exchanges[1].1.body, vec![0xff, 0x00, 0x01]);
+        let run = archive.harness::<Countdown>().replay(&archive).unwrap();
+        assert_eq!(
+            run.records,
+            vec![json!({"n": 2}), json!({"n": 1}), json!({"n": 0})]
+        );
+        // The checkpoint after each page, as the host would commit it.
+        let states: Vec<_> = run.steps.iter().map(|step| step.state.clone()).collect();
+        assert_eq!(
+            states,
+            vec![
+                Some(json!({"seen": 11})),
+                Some(json!({"seen": 12})),
+                Some(json!({"seen": 13}))
+            ]
+        );
+        assert_eq!(run.state, Some(json!({"seen": 13})));
+        assert_eq!(run.steps[0].wait_ms, Some(5));
+        assert_eq!(run.steps[2].status, 200);
+    }
+
+    #[test]
+    fn a_replay_that_asks_for_another_request_names_both() {
+        let archive = fixture();
+        let err = Harness::<Countdown>::new(json!({"start": 3}), "numbers")
+            .replay(&archive)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::ConnectorBug(
+                "replay of stream `numbers` diverges at request 1: the archive has `GET https://h/?n=2` but the connector asked for `GET https://h/?n=3`".into()
+            )
+        );
+        let mut short = archive.clone();
+        short.exchanges.truncate(2);
+        let err = short.harness::<Countdown>().replay(&short).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("ran past the archive: it holds 2 responses"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn archives_are_checked() {
+        assert!(Archive::parse("").is_err());
+        let err = Archive::parse("{\"id\": 1}\n").unwrap_err().to_string();
+        assert!(err.contains("line 1: not an archive header"), "{err}");
+        let header = r#"{"format":"sluice-archive","version":2,"stream":"s","context":{"run_id":"r","started_at_ms":0}}"#;
+        let err = Archive::parse(&format!("{header}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("newer than this SDK reads"), "{err}");
+        // A torn last line is ignored.
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/countdown.archive.jsonl"),
+        )
+        .unwrap();
+        let torn = &text[..text.len() - 10];
+        assert_eq!(Archive::parse(torn).unwrap().exchanges.len(), 2);
+        assert_eq!(decode_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(decode_base64("aGVsbG8h").unwrap(), b"hello!");
+        assert!(decode_base64("a").is_err());
     }
 
     #[test]

@@ -18,6 +18,17 @@ use crate::{Connector, Runtime};
 pub const DEFAULT_STATE_DIR: &str = ".sluice/state";
 /// Default directory of the JSON-lines output, relative to the working directory.
 pub const DEFAULT_OUTPUT_DIR: &str = ".sluice/output";
+/// Default output directory of `sluice replay`, apart from the live output.
+pub const DEFAULT_REPLAY_OUTPUT_DIR: &str = ".sluice/replay";
+
+/// Format of raw archive files (`sluice run --archive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ArchiveFormat {
+    /// `<stream>.jsonl.gz`: compact.
+    Gzip,
+    /// `<stream>.jsonl`: plain JSON lines, e.g. as a fixture for the SDK's test harness.
+    Jsonl,
+}
 
 /// Sluice runs untrusted API connectors (WebAssembly components) in a sandbox; the host does
 /// all the I/O: HTTP, retries, rate limits, credentials, output and checkpoints.
@@ -81,6 +92,40 @@ enum Command {
         #[arg(long)]
         full_refresh: bool,
         /// Print the run summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Keep every response the connector is handed, with its request (never the
+        /// credential), in DIR/<connection>/<run>/<stream>.jsonl.gz, for `sluice replay`.
+        #[arg(long, value_name = "DIR")]
+        archive: Option<PathBuf>,
+        /// Format of the archive files: gzip (compact) or jsonl (plain, usable as an SDK test
+        /// fixture).
+        #[arg(long, value_enum, default_value = "gzip", value_name = "FORMAT")]
+        archive_format: ArchiveFormat,
+    },
+    /// Re-run a connector against a raw archive (`sluice run --archive`) without the network,
+    /// writing the records the live run wrote; live checkpoints are not touched.
+    Replay {
+        #[command(flatten)]
+        connector: ConnectorArg,
+        /// The `--archive` directory of `sluice run` (its latest run), or one
+        /// `<connection>/<run>` directory in it.
+        #[arg(long, value_name = "DIR")]
+        archive: PathBuf,
+        /// A connection file whose `[config]` (and `[limits]`) to use instead of the archived
+        /// config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory for the replayed output files (`<stream>.jsonl`).
+        #[arg(long, default_value = DEFAULT_REPLAY_OUTPUT_DIR)]
+        output: PathBuf,
+        /// Checkpoint store of the replay; default: a temporary directory, removed afterwards.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Replay only this stream (repeatable). Default: every archived stream.
+        #[arg(long = "stream", value_name = "NAME")]
+        streams: Vec<String>,
+        /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -245,6 +290,8 @@ async fn execute(command: Command) -> Result<()> {
             streams,
             full_refresh,
             json,
+            archive,
+            archive_format,
         } => {
             let (runtime, connector, connection) = load(&connection)?;
             let options = RunOptions {
@@ -252,6 +299,13 @@ async fn execute(command: Command) -> Result<()> {
                 output_dir: output,
                 streams,
                 full_refresh,
+                archive: archive.map(|dir| crate::archive::ArchiveTarget {
+                    dir,
+                    compression: match archive_format {
+                        ArchiveFormat::Gzip => crate::archive::Compression::Gzip,
+                        ArchiveFormat::Jsonl => crate::archive::Compression::None,
+                    },
+                }),
                 ..RunOptions::default()
             };
             let outcome = sync::run(&runtime, &connector, &connection, &options).await;
@@ -268,6 +322,55 @@ async fn execute(command: Command) -> Result<()> {
                 }
             }
             outcome.map(drop).map_err(Into::into)
+        }
+        Command::Replay {
+            connector,
+            archive,
+            config,
+            output,
+            state,
+            streams,
+            json,
+        } => {
+            let temporary = state.is_none();
+            let state = state.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!(
+                    "sluice-replay-{}-{}",
+                    std::process::id(),
+                    crate::connector::now_ms()
+                ))
+            });
+            let outcome = replay(
+                &connector.connector,
+                &archive,
+                config.as_deref(),
+                &output,
+                &state,
+                &streams,
+            )
+            .await;
+            if temporary {
+                let _ = std::fs::remove_dir_all(&state);
+            }
+            let (summary, failures) = outcome?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                print!("{}", render_summary(&summary));
+            }
+            match failures.as_slice() {
+                [] => Ok(()),
+                [(stream, why)] => anyhow::bail!("stream `{stream}`: {why}"),
+                _ => anyhow::bail!(
+                    "{} streams failed:\n{}",
+                    failures.len(),
+                    failures
+                        .iter()
+                        .map(|(stream, why)| format!("  stream `{stream}`: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            }
         }
         Command::Inspect {
             connector,
@@ -378,6 +481,114 @@ async fn serve(path: &Path, check: bool) -> Result<()> {
     server.run_until_signalled().await?;
     println!("sluice serve: stopped");
     Ok(())
+}
+
+/// `sluice replay`: each archived stream starts exactly where the live sync started (its state,
+/// run context and first request are seeded as a pending checkpoint in the replay's own store),
+/// then the sync loop runs with the archive answering instead of the network. Returns the
+/// summary and the failed streams.
+async fn replay(
+    connector: &str,
+    archive: &Path,
+    config: Option<&Path>,
+    output: &Path,
+    state: &Path,
+    only: &[String],
+) -> Result<(RunSummary, Vec<(String, String)>)> {
+    use crate::checkpoint::{Checkpoint, SinkPosition};
+    use crate::protocol::{Next, SyncMode};
+
+    let run_dir = crate::archive::find_run(archive)?;
+    let archived = crate::archive::read_run(&run_dir)?;
+    let Some((first, _)) = archived.first() else {
+        anyhow::bail!("no archived stream in `{}`", run_dir.display());
+    };
+    let connection = match config {
+        Some(path) => Connection::load(path)?,
+        None => {
+            let text = toml::to_string(&serde_json::json!({
+                "name": first.connection,
+                "config": first.config,
+            }))
+            .context("the archived config cannot be written as a connection file; pass --config")?;
+            Connection::parse(&text, &run_dir.join("connection.toml"))?
+        }
+    };
+    for name in only {
+        anyhow::ensure!(
+            archived.iter().any(|(header, _)| &header.stream == name),
+            "stream `{name}` is not in the archive `{}`",
+            run_dir.display()
+        );
+    }
+    let runtime = Runtime::new()?;
+    let connector = Connector::load(&runtime, connector)?;
+    if connector.name() != first.connector {
+        tracing::warn!(
+            archived = %first.connector,
+            replaying = connector.name(),
+            "The archive was recorded with another connector."
+        );
+    }
+    let store = CheckpointStore::open(state)?;
+    let mut total: Option<RunSummary> = None;
+    let mut failures = Vec::new();
+    for (header, first_request) in &archived {
+        let Some(first_request) = first_request else {
+            continue;
+        };
+        if !only.is_empty() && !only.contains(&header.stream) {
+            continue;
+        }
+        let pending = first_request
+            .to_request()
+            .map_err(|detail| anyhow::anyhow!("archive of stream `{}`: {detail}", header.stream))?;
+        let seeded = Checkpoint {
+            mode: header.mode,
+            state: header.state.clone(),
+            pending: Some(Next::Fetch(pending)),
+            context: header.context.clone(),
+            output: SinkPosition {
+                offset_bytes: 0,
+                records: 0,
+            },
+            committed_at_ms: 0,
+        };
+        store
+            .commit(&StreamKey::new(&connection.name, &header.stream), &seeded)
+            .await?;
+        let options = RunOptions {
+            state_dir: state.to_owned(),
+            output_dir: output.to_owned(),
+            streams: vec![header.stream.clone()],
+            full_refresh: header.mode == SyncMode::FullRefresh,
+            replay: Some(run_dir.clone()),
+            ..RunOptions::default()
+        };
+        let summary =
+            match sync::run_with_store(&runtime, &connector, &connection, &options, &store).await {
+                Ok(summary) => summary,
+                Err(sync::Error::StreamsFailed {
+                    summary,
+                    failures: failed,
+                    ..
+                }) => {
+                    failures.extend(failed);
+                    *summary
+                }
+                Err(error) => return Err(error.into()),
+            };
+        match &mut total {
+            None => total = Some(summary),
+            Some(total) => {
+                total.requests += summary.requests;
+                total.elapsed_ms += summary.elapsed_ms;
+                total.streams.extend(summary.streams);
+            }
+        }
+    }
+    let summary = total.context("no archived stream to replay")?;
+    Ok((summary, failures))
 }
 
 fn load(args: &ConnectionArgs) -> Result<(Runtime, Connector, Connection)> {

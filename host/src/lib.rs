@@ -13,6 +13,7 @@
 //! - [`sync`]: the loop that ties one stream together; the only place that knows that order.
 //! - [`config`], [`cli`], [`demo`], [`inspect`]: the operator's edge.
 
+pub mod archive;
 pub mod bundled;
 pub mod checkpoint;
 pub mod cli;

@@ -41,6 +41,12 @@ pub struct RunOptions {
     /// Rate budgets shared with other connections that use the same credential on the same
     /// upstream host (see [`SharedBudget`]).
     pub rate_budgets: Vec<SharedBudget>,
+    /// Keep every response the connector is handed, with its request, in a raw archive
+    /// (see [`crate::archive`]).
+    pub archive: Option<crate::archive::ArchiveTarget>,
+    /// Replay: answer the connector from this archived run directory instead of the network.
+    /// No transport is built and no credential is resolved.
+    pub replay: Option<PathBuf>,
 }
 
 /// How a stream's sync started.
@@ -147,6 +153,9 @@ pub enum Error {
     /// A credential could not be resolved.
     #[error(transparent)]
     Secret(#[from] crate::secrets::Error),
+    /// The raw archive could not be written, or a replay diverged from it.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::Error),
     /// The operator named a stream the connector does not have.
     #[error("connector has no stream `{name}`; its streams are: {available}")]
     UnknownStream {
@@ -197,6 +206,10 @@ impl Error {
             Error::Sink(_) => "sink",
             Error::Http { error, .. } => error.kind(),
             Error::Secret(_) => "secret",
+            Error::Archive(crate::archive::Error::Diverged { .. }) => "replay_diverged",
+            Error::Archive(crate::archive::Error::Exhausted { .. }) => "replay_exhausted",
+            Error::Archive(crate::archive::Error::Unfinished { .. }) => "replay_unfinished",
+            Error::Archive(_) => "archive",
             Error::UnknownStream { .. } => "unknown_stream",
             Error::Limit { limit, .. } => limit,
             Error::Stopped { .. } => "stopped",
@@ -256,13 +269,25 @@ async fn run_inner(
     let catalog = connector.discover(runtime, limits, config).await?;
     let streams = select_streams(&catalog.streams, &options.streams)?;
 
-    let transport = build_transport(
-        connection,
-        &catalog.allowed_hosts,
-        spec.rate_limit,
-        Some(store),
-    )?
-    .with_shared_budgets(options.rate_budgets.clone());
+    // A replay answers from the archive: no transport, no credential.
+    let transport = match options.replay {
+        Some(_) => None,
+        None => Some(
+            build_transport(
+                connection,
+                &catalog.allowed_hosts,
+                spec.rate_limit,
+                Some(store),
+            )?
+            .with_shared_budgets(options.rate_budgets.clone()),
+        ),
+    };
+    let archive_run = options.archive.as_ref().map(|target| {
+        (
+            target.run_dir(&connection.name, &new_run_id()),
+            target.compression,
+        )
+    });
 
     let mut summaries = Vec::with_capacity(streams.len());
     let mut failures = Vec::new();
@@ -273,7 +298,18 @@ async fn run_inner(
             connector,
             connection,
             options,
-            transport: &transport,
+            responses: match (&transport, &options.replay) {
+                (Some(transport), _) => Responses::Live {
+                    transport,
+                    recorder: archive_run.as_ref().map(|(dir, compression)| {
+                        crate::archive::Recorder::new(dir.clone(), *compression)
+                    }),
+                },
+                (None, replay) => Responses::Replay {
+                    run_dir: replay.as_deref(),
+                    reader: None,
+                },
+            },
             store,
             stream,
             deadline,
@@ -293,7 +329,17 @@ async fn run_inner(
                 error_kind: None,
             },
         };
-        let outcome = sync.run().instrument(span).await;
+        let outcome = match sync.run().instrument(span).await {
+            // A replay must also have used every archived response.
+            Ok(()) => match &mut sync.responses {
+                Responses::Replay {
+                    reader: Some(reader),
+                    ..
+                } => reader.finish().map_err(Error::from),
+                _ => Ok(()),
+            },
+            error => error,
+        };
         let mut summary = sync.summary;
         if let Err(error) = outcome {
             tracing::info!(stream = %stream.name, error = %error, "Stream failed; its last checkpoint is intact.");
@@ -313,7 +359,7 @@ async fn run_inner(
         summaries.push(summary);
     }
 
-    let stats = transport.stats();
+    let stats = transport.as_ref().map(Transport::stats).unwrap_or_default();
     let summary = RunSummary {
         connection: connection.name.clone(),
         connector: connector.name().to_owned(),
@@ -434,12 +480,27 @@ struct StreamSync<'a> {
     connector: &'a Connector,
     connection: &'a Connection,
     options: &'a RunOptions,
-    transport: &'a Transport,
+    responses: Responses<'a>,
     store: &'a CheckpointStore,
     stream: &'a StreamInfo,
     /// When the whole sync must end (`max_sync_duration_secs`).
     deadline: Option<Instant>,
     summary: StreamSummary,
+}
+
+/// Where a stream's responses come from.
+enum Responses<'a> {
+    /// The network, through the connection's transport; each exchange is also archived when
+    /// the run keeps a raw archive.
+    Live {
+        transport: &'a Transport,
+        recorder: Option<crate::archive::Recorder>,
+    },
+    /// An archived run, in order (the stream's file is opened at the first request).
+    Replay {
+        run_dir: Option<&'a std::path::Path>,
+        reader: Option<Box<crate::archive::Reader>>,
+    },
 }
 
 /// Where a stream's sync starts from.
@@ -673,14 +734,51 @@ impl StreamSync<'_> {
             http::display_url(&http_request.url)
         );
         self.summary.requests += 1;
-        let response = self
-            .transport
-            .send(http_request)
-            .await
-            .map_err(|error| Error::Http {
-                context: format!("request `{target}`"),
-                error,
-            })?;
+        let response = match &mut self.responses {
+            Responses::Live {
+                transport,
+                recorder,
+            } => {
+                let response = transport
+                    .send(http_request)
+                    .await
+                    .map_err(|error| Error::Http {
+                        context: format!("request `{target}`"),
+                        error,
+                    })?;
+                if let Some(recorder) = recorder {
+                    // On disk before the connector sees it, so before its page is committed.
+                    let exchange = crate::archive::Exchange {
+                        request: crate::archive::ArchivedRequest::new(request),
+                        response: crate::archive::ArchivedResponse::new(&response),
+                    };
+                    let header = || crate::archive::Header {
+                        format: crate::archive::FORMAT.to_owned(),
+                        version: crate::archive::VERSION,
+                        connection: self.connection.name.clone(),
+                        connector: self.connector.name().to_owned(),
+                        stream: self.stream.name.clone(),
+                        mode: self.summary.mode,
+                        start: self.summary.start.to_string(),
+                        state: state.clone(),
+                        context: context.clone(),
+                        config: self.connection.connector_config.clone(),
+                    };
+                    recorder.record(header, &exchange)?;
+                }
+                response
+            }
+            Responses::Replay { run_dir, reader } => {
+                let reader = match reader {
+                    Some(reader) => reader,
+                    None => reader.insert(Box::new(crate::archive::open_stream(
+                        run_dir.unwrap_or(std::path::Path::new(".")),
+                        &self.stream.name,
+                    )?)),
+                };
+                reader.answer(request)?
+            }
+        };
         tracing::debug!(
             status = response.status,
             bytes = response.body.len(),

@@ -8,6 +8,7 @@
 //! Run with `cargo test -p sluice-host --test all`; `SLUICE_TEST_SEED=<n>` replays the seeded
 //! crash tests with other kill points (the seed in use is printed on failure).
 
+mod archive;
 mod auth;
 mod cli;
 mod crash_resume;

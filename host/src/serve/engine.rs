@@ -351,6 +351,7 @@ impl Engine {
             full_refresh: false,
             stop: Some(stop.clone()),
             rate_budgets: budgets,
+            ..RunOptions::default()
         };
         let job = Arc::clone(&conn.job);
         let connector = Arc::clone(&conn.connector);
