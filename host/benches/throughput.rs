@@ -1225,6 +1225,7 @@ async fn durable_costs(
             output: SinkPosition {
                 offset_bytes: round * 40_000,
                 records: round * page_size,
+                dead_letter_bytes: 0,
             },
             committed_at_ms: round,
         };

@@ -99,12 +99,20 @@ impl std::fmt::Display for StreamKey {
 }
 
 /// Where the output of a stream stood when a checkpoint was committed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkPosition {
     /// Bytes of the output file that belong to committed pages.
     pub offset_bytes: u64,
     /// Records in those bytes.
     pub records: u64,
+    /// Bytes of the dead-letter file (`<stream>.dead_letter.jsonl`) that belong to committed
+    /// pages.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dead_letter_bytes: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One stream's committed progress.
@@ -455,6 +463,7 @@ mod tests {
             output: SinkPosition {
                 offset_bytes: offset,
                 records: 2,
+                dead_letter_bytes: 0,
             },
             committed_at_ms: 3,
         }
@@ -532,6 +541,7 @@ mod tests {
             output: SinkPosition {
                 offset_bytes: 3,
                 records: 1,
+                dead_letter_bytes: 0,
             },
             committed_at_ms: 1,
         };

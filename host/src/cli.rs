@@ -551,6 +551,7 @@ async fn replay(
             output: SinkPosition {
                 offset_bytes: 0,
                 records: 0,
+                dead_letter_bytes: 0,
             },
             committed_at_ms: 0,
         };

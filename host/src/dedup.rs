@@ -169,6 +169,7 @@ mod tests {
             output: SinkPosition {
                 offset_bytes: 0,
                 records: 0,
+                dead_letter_bytes: 0,
             },
             committed_at_ms: 0,
         }

@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod dedup;
 pub mod demo;
 pub mod host_impl;
 pub mod http;

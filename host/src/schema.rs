@@ -94,6 +94,17 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// A stable key for logs, metrics and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidSchema { .. } => "invalid_schema",
+            Error::Nonconforming { .. } => "schema_nonconforming",
+            Error::NotAnObject { .. } => "guest_protocol_violation",
+        }
+    }
+}
+
 /// Where a stream's schema comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,13 +14,15 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::checkpoint::{self, Checkpoint, CheckpointStore, SinkPosition, StreamKey};
-use crate::config::Connection;
+use crate::checkpoint::{self, Checkpoint, CheckpointStore, RecordDigest, SinkPosition, StreamKey};
+use crate::config::{Connection, StreamMode};
 use crate::connector::{Connector, Session, now_ms};
+use crate::dedup::{self, SeenFilter};
 use crate::http::{self, AllowedHosts, EgressPolicy, HttpRequest, Transport, TransportStats};
 use crate::protocol::{ConnectorRequest, Next, RateLimitHint, RunContext, StreamInfo, SyncMode};
 use crate::rate_limit::SharedBudget;
 use crate::sandbox::{self, Limits, Runtime};
+use crate::schema::{self, FieldDrift, SchemaChecker, SchemaSource};
 use crate::secrets::ResolveOptions;
 use crate::sink::{self, JsonlSink};
 
@@ -91,6 +93,21 @@ pub struct StreamSummary {
     /// Guest log lines dropped because the connector spent its log budget
     /// (`max_log_lines_per_sync`).
     pub guest_log_lines_dropped: u64,
+    /// Whether the output keeps one record per primary key (`incremental_dedup`): the latest
+    /// versions are in `latest_output`.
+    pub dedup: bool,
+    /// Records dropped because the same version was already written (lookback re-reads,
+    /// records repeated across pages).
+    pub duplicates_skipped: u64,
+    /// `<stream>.latest.jsonl`: one line per primary key, for `incremental_dedup` streams.
+    pub latest_output: Option<PathBuf>,
+    /// Where the schema records were checked against came from (declared or inferred).
+    pub schema: Option<SchemaSource>,
+    /// Fields that drifted from the schema in this sync: new, missing, changed type.
+    pub schema_drift: Vec<FieldDrift>,
+    /// Non-conforming records sent to `<stream>.dead_letter.jsonl` in this sync
+    /// (`schema_policy = "dead_letter"`).
+    pub dead_letters: u64,
     /// Time spent inside guest calls, in milliseconds.
     pub guest_cpu_ms: u64,
     /// The most linear memory the guest held at once, in bytes.
@@ -176,6 +193,33 @@ pub enum Error {
         /// Its value.
         value: u64,
     },
+    /// A record broke the stream's schema under `schema_policy = "fail"`, or the connector's
+    /// schema is invalid.
+    #[error(transparent)]
+    Schema(#[from] schema::Error),
+    /// The operator asked for a sync mode the stream cannot do.
+    #[error(
+        "stream `{stream}` cannot sync as `{mode}`: {reason}; change [streams.{stream}] sync_mode"
+    )]
+    UnsupportedMode {
+        /// The stream.
+        stream: String,
+        /// The mode asked for.
+        mode: &'static str,
+        /// Why not.
+        reason: String,
+    },
+    /// The connector asked for a request it already sent in this sync: its cursor repeats or
+    /// cycles, and following it would never end.
+    #[error(
+        "stream `{stream}`: the connector asked again for `{request}`, which it already fetched in this sync; its pagination cursor repeats or cycles. The last good checkpoint is kept; fix the connector or its pagination config, or reset the stream"
+    )]
+    CursorCycle {
+        /// The stream.
+        stream: String,
+        /// The repeated request.
+        request: String,
+    },
     /// The run was asked to stop ([`RunOptions::stop`]); the stream's last page is committed
     /// and its next sync resumes from there.
     #[error("stream `{stream}` stopped at a checkpoint because the sync was asked to stop")]
@@ -213,6 +257,9 @@ impl Error {
             Error::UnknownStream { .. } => "unknown_stream",
             Error::Limit { limit, .. } => limit,
             Error::Stopped { .. } => "stopped",
+            Error::UnsupportedMode { .. } => "unsupported_sync_mode",
+            Error::Schema(error) => error.kind(),
+            Error::CursorCycle { .. } => "cursor_cycle",
             Error::StreamsFailed { .. } => "streams_failed",
         }
     }
@@ -268,6 +315,9 @@ async fn run_inner(
     let config = connection.config_json();
     let catalog = connector.discover(runtime, limits, config).await?;
     let streams = select_streams(&catalog.streams, &options.streams)?;
+    // Every `[streams.<name>]` must name a stream the connector has.
+    let configured: Vec<String> = connection.streams.keys().cloned().collect();
+    select_streams(&catalog.streams, &configured)?;
 
     // A replay answers from the archive: no transport, no credential.
     let transport = match options.replay {
@@ -322,6 +372,12 @@ async fn run_inner(
                 pages: 0,
                 requests: 0,
                 guest_log_lines_dropped: 0,
+                dedup: false,
+                duplicates_skipped: 0,
+                latest_output: None,
+                schema: None,
+                schema_drift: Vec::new(),
+                dead_letters: 0,
                 guest_cpu_ms: 0,
                 guest_memory_peak_bytes: 0,
                 output: options.output_dir.join(format!("{}.jsonl", stream.name)),
@@ -513,6 +569,8 @@ struct Origin {
     pending: Option<Next>,
     /// Committed output position to cut the sink back to.
     output: SinkPosition,
+    /// Keep a latest-version-per-key view (`incremental_dedup`).
+    dedup: bool,
 }
 
 impl StreamSync<'_> {
@@ -522,10 +580,37 @@ impl StreamSync<'_> {
 
     async fn run(&mut self) -> Result<(), Error> {
         let key = StreamKey::new(&self.connection.name, &self.stream.name);
-        let origin = self.origin(self.store.load(&key)?);
+        let origin = self.origin(self.store.load(&key)?)?;
         self.summary.start = origin.start;
         self.summary.mode = origin.mode;
+        self.summary.dedup = origin.dedup;
         tracing::info!(start = %origin.start, "Stream sync starting.");
+        // The seen index guards incremental streams, whose lookback windows re-read records.
+        let mut seen = match origin.mode {
+            SyncMode::Incremental => SeenFilter::new(&self.stream.primary_key),
+            SyncMode::FullRefresh => None,
+        };
+        let fresh = origin.start == Start::Fresh;
+        let mut guard = CursorGuard::default();
+        let policy = self
+            .connection
+            .stream_settings(&self.stream.name)
+            .schema_policy;
+        let mut schema = SchemaChecker::new(&self.stream.name, &self.stream.json_schema, policy)?;
+        self.summary.schema = Some(schema.source());
+        let dead_letter_path = self
+            .options
+            .output_dir
+            .join(format!("{}.dead_letter.jsonl", self.stream.name));
+        // Opened only when there is something to cut back or write.
+        let mut dead_letter_sink = if origin.output.dead_letter_bytes > 0 {
+            Some(JsonlSink::open(
+                &dead_letter_path,
+                origin.output.dead_letter_bytes,
+            )?)
+        } else {
+            None
+        };
 
         let mut sink = JsonlSink::open(&self.summary.output, origin.output.offset_bytes)?;
         let mut position = origin.output;
@@ -548,17 +633,39 @@ impl StreamSync<'_> {
                     // A full refresh replaces earlier output: commit "nothing written yet"
                     // first, so a crash right after the cut cannot leave a checkpoint that
                     // points past the end of the file.
-                    position = SinkPosition {
-                        offset_bytes: 0,
-                        records: 0,
-                    };
+                    position = SinkPosition::default();
                     let pending = (first != Next::Done).then_some(&first);
-                    self.commit(&key, mode, &state, pending, &context, &position)
-                        .await?;
+                    self.commit(
+                        &key,
+                        &Progress {
+                            mode,
+                            state: &state,
+                            context: &context,
+                            position: &position,
+                        },
+                        pending,
+                        &[],
+                        true,
+                    )
+                    .await?;
                     sink.reset()?;
+                    if let Some(dead_letters) = dead_letter_sink.as_mut() {
+                        dead_letters.reset()?;
+                    }
                 } else if first != Next::Done {
-                    self.commit(&key, mode, &state, Some(&first), &context, &position)
-                        .await?;
+                    self.commit(
+                        &key,
+                        &Progress {
+                            mode,
+                            state: &state,
+                            context: &context,
+                            position: &position,
+                        },
+                        Some(&first),
+                        &[],
+                        fresh,
+                    )
+                    .await?;
                 }
                 first
             }
@@ -582,8 +689,12 @@ impl StreamSync<'_> {
             }
             let request = match next {
                 Next::Done => break,
-                Next::Fetch(request) => request,
+                Next::Fetch(request) => {
+                    guard.check_new(&self.stream.name, &request)?;
+                    request
+                }
                 Next::BackOff { wait_ms, request } => {
+                    // Asking again after a back-off is what a back-off is for.
                     let wait_ms = wait_ms.min(self.limits().max_back_off_ms);
                     tracing::info!(wait_ms, "Connector asked to back off; waiting.");
                     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
@@ -617,21 +728,50 @@ impl StreamSync<'_> {
                 },
                 None => fetch.await?,
             };
-            let records = validate_records(self.connector.name(), &page.records, self.limits())?;
+            let received = validate_records(self.connector.name(), &page.records, self.limits())?;
             if let Some(new_state) = &page.state {
                 validate_state(self.connector.name(), new_state, self.limits())?;
             }
+            guard.count_page(&self.stream.name, received, &page.next, self.limits())?;
+            let checked = schema.check_page(&page.records)?;
+            let (lines, records) = match seen.as_mut() {
+                Some(seen) => seen.filter(self.store, &key, &checked.kept)?,
+                None => (checked.kept, checked.kept_count),
+            };
 
-            // 1. records durable in the sink ...
-            position.offset_bytes = sink.append_durably(&page.records)?;
+            // 1. records (and dead letters) durable in their files ...
+            if checked.dead_count > 0 {
+                let dead_letters = match dead_letter_sink.as_mut() {
+                    Some(sink) => sink,
+                    None => dead_letter_sink.insert(JsonlSink::open(&dead_letter_path, 0)?),
+                };
+                position.dead_letter_bytes = dead_letters.append_durably(&checked.dead_letters)?;
+                self.summary.dead_letters += checked.dead_count;
+            }
+            position.offset_bytes = sink.append_durably(&lines)?;
             position.records += records;
             if let Some(new_state) = page.state {
                 state = Some(new_state);
             }
-            // 2. ... then the checkpoint that covers them.
+            // 2. ... then the checkpoint that covers them, with their seen-index entries.
             let pending = (page.next != Next::Done).then_some(&page.next);
-            self.commit(&key, mode, &state, pending, &context, &position)
-                .await?;
+            let written = seen
+                .as_mut()
+                .map(SeenFilter::take_pending)
+                .unwrap_or_default();
+            self.commit(
+                &key,
+                &Progress {
+                    mode,
+                    state: &state,
+                    context: &context,
+                    position: &position,
+                },
+                pending,
+                &written,
+                false,
+            )
+            .await?;
             self.summary.pages += 1;
             self.summary.records += records;
             self.summary.records_total = position.records;
@@ -646,9 +786,30 @@ impl StreamSync<'_> {
             );
         }
         self.summary.records_total = position.records;
+        self.summary.duplicates_skipped = seen.as_ref().map_or(0, SeenFilter::skipped);
+        self.summary.schema_drift = schema.drift();
+        if origin.dedup {
+            let latest = self
+                .options
+                .output_dir
+                .join(format!("{}.latest.jsonl", self.stream.name));
+            let written = dedup::write_latest(
+                &self.summary.output,
+                position.offset_bytes,
+                &latest,
+                &self.stream.primary_key,
+            )
+            .map_err(|error| sink::Error::Io {
+                path: latest.clone(),
+                error,
+            })?;
+            tracing::info!(records = written, path = %latest.display(), "Latest version of each record written.");
+            self.summary.latest_output = Some(latest);
+        }
         tracing::info!(
             records = self.summary.records,
             pages = self.summary.pages,
+            duplicates_skipped = self.summary.duplicates_skipped,
             "Stream sync complete."
         );
         Ok(())
@@ -663,12 +824,51 @@ impl StreamSync<'_> {
     }
 
     /// Decides how the sync starts from the last checkpoint.
-    fn origin(&self, checkpoint: Option<Checkpoint>) -> Origin {
-        let mode = if self.options.full_refresh || !self.stream.supports_incremental() {
-            SyncMode::FullRefresh
-        } else {
-            SyncMode::Incremental
+    fn origin(&self, checkpoint: Option<Checkpoint>) -> Result<Origin, Error> {
+        let (mode, dedup) = self.mode()?;
+        let origin = self.origin_in(mode, checkpoint);
+        Ok(Origin { dedup, ..origin })
+    }
+
+    /// The sync mode: the operator's `[streams.<name>] sync_mode`, else incremental when the
+    /// stream supports it; `--full-refresh` reads everything either way.
+    fn mode(&self) -> Result<(SyncMode, bool), Error> {
+        let settings = self.connection.stream_settings(&self.stream.name);
+        let unsupported = |mode: &'static str, reason: String| Error::UnsupportedMode {
+            stream: self.stream.name.clone(),
+            mode,
+            reason,
         };
+        let wanted = settings.sync_mode;
+        if matches!(
+            wanted,
+            Some(StreamMode::Incremental | StreamMode::IncrementalDedup)
+        ) && !self.stream.supports_incremental()
+        {
+            return Err(unsupported(
+                "incremental",
+                "the connector offers only full refresh for it".to_owned(),
+            ));
+        }
+        let dedup = wanted == Some(StreamMode::IncrementalDedup);
+        if dedup && self.stream.primary_key.is_empty() {
+            return Err(unsupported(
+                "incremental_dedup",
+                "the connector declares no primary key for it".to_owned(),
+            ));
+        }
+        let mode = match wanted {
+            _ if self.options.full_refresh => SyncMode::FullRefresh,
+            Some(StreamMode::FullRefresh) => SyncMode::FullRefresh,
+            Some(StreamMode::Incremental | StreamMode::IncrementalDedup) => SyncMode::Incremental,
+            None if self.stream.supports_incremental() => SyncMode::Incremental,
+            None => SyncMode::FullRefresh,
+        };
+        Ok((mode, dedup))
+    }
+
+    /// Where a stream in `mode` starts, from its last checkpoint.
+    fn origin_in(&self, mode: SyncMode, checkpoint: Option<Checkpoint>) -> Origin {
         let fresh_context = || RunContext {
             run_id: new_run_id(),
             started_at_ms: now_ms(),
@@ -683,7 +883,9 @@ impl StreamSync<'_> {
                 output: SinkPosition {
                     offset_bytes: 0,
                     records: 0,
+                    dead_letter_bytes: 0,
                 },
+                dedup: false,
             };
         };
         if checkpoint.pending.is_some() && checkpoint.mode == mode {
@@ -694,6 +896,7 @@ impl StreamSync<'_> {
                 context: checkpoint.context,
                 pending: checkpoint.pending,
                 output: checkpoint.output,
+                dedup: false,
             };
         }
         match mode {
@@ -704,6 +907,7 @@ impl StreamSync<'_> {
                 context: fresh_context(),
                 pending: None,
                 output: checkpoint.output,
+                dedup: false,
             },
             // Full refresh, or nothing to resume from: read everything again. The committed
             // output stays until the new sync commits its first checkpoint.
@@ -714,6 +918,7 @@ impl StreamSync<'_> {
                 context: fresh_context(),
                 pending: None,
                 output: checkpoint.output,
+                dedup: false,
             },
         }
     }
@@ -796,24 +1001,95 @@ impl StreamSync<'_> {
             .await?)
     }
 
+    /// Commits the checkpoint of `progress`, with `pending` as the next step and the page's
+    /// seen-index entries (after dropping the stream's old ones, with `forget_seen`).
     async fn commit(
         &self,
         key: &StreamKey,
-        mode: SyncMode,
-        state: &Option<String>,
+        progress: &Progress<'_>,
         pending: Option<&Next>,
-        context: &RunContext,
-        position: &SinkPosition,
+        seen: &[(String, RecordDigest)],
+        forget_seen: bool,
     ) -> Result<(), Error> {
         let checkpoint = Checkpoint {
-            mode,
-            state: state.clone(),
+            mode: progress.mode,
+            state: progress.state.clone(),
             pending: pending.cloned(),
-            context: context.clone(),
-            output: position.clone(),
+            context: progress.context.clone(),
+            output: progress.position.clone(),
             committed_at_ms: now_ms(),
         };
-        Ok(self.store.commit(key, &checkpoint).await?)
+        Ok(self
+            .store
+            .commit_page(key, &checkpoint, seen, forget_seen)
+            .await?)
+    }
+}
+
+/// What a checkpoint records of a stream's progress, besides the next step.
+struct Progress<'a> {
+    mode: SyncMode,
+    state: &'a Option<String>,
+    context: &'a RunContext,
+    position: &'a SinkPosition,
+}
+
+/// Notices pagination that cannot end: a request the connector already sent in this sync
+/// (a cursor that repeats or cycles), or a long run of empty pages that still ask for more.
+#[derive(Debug, Default)]
+struct CursorGuard {
+    sent: std::collections::HashSet<[u8; 32]>,
+    empty_in_a_row: u64,
+}
+
+impl CursorGuard {
+    /// Fails if `request` was already sent in this sync; else remembers it.
+    fn check_new(&mut self, stream: &str, request: &ConnectorRequest) -> Result<(), Error> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(request.method.as_bytes());
+        hasher.update([0]);
+        hasher.update(request.url.as_bytes());
+        for (name, value) in &request.query {
+            hasher.update([0]);
+            hasher.update(name.as_bytes());
+            hasher.update([1]);
+            hasher.update(value.as_bytes());
+        }
+        hasher.update([2]);
+        hasher.update(request.body.as_deref().unwrap_or_default());
+        if self.sent.insert(hasher.finalize().into()) {
+            Ok(())
+        } else {
+            Err(Error::CursorCycle {
+                stream: stream.to_owned(),
+                request: format!("{} {}", request.method, excerpt(&request.url)),
+            })
+        }
+    }
+
+    /// Counts a page of `records` that leads to `next`; fails past `max_empty_pages` empty
+    /// pages in a row that still ask for more.
+    fn count_page(
+        &mut self,
+        stream: &str,
+        records: u64,
+        next: &Next,
+        limits: &Limits,
+    ) -> Result<(), Error> {
+        if records > 0 || *next == Next::Done {
+            self.empty_in_a_row = 0;
+            return Ok(());
+        }
+        self.empty_in_a_row += 1;
+        if self.empty_in_a_row > limits.max_empty_pages {
+            return Err(Error::Limit {
+                stream: stream.to_owned(),
+                limit: "max_empty_pages",
+                value: limits.max_empty_pages,
+            });
+        }
+        Ok(())
     }
 }
 

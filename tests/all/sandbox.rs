@@ -264,11 +264,35 @@ async fn hostile_abuse_never_done() {
 /// A connector that never says "done" also stops at the sync's wall-time limit.
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_abuse_never_done_wall_time() {
-    let connection = abuse_config("never_done").set("limits", "max_sync_duration_secs", json!(1));
+    let connection = abuse_config("never_done")
+        .set("limits", "max_sync_duration_secs", json!(1))
+        .set("limits", "max_empty_pages", json!(1_000_000_000));
     let (kind, message, mock) = abuse_after_baseline(connection).await;
     assert_eq!(kind, "max_sync_duration_secs", "{message}");
     assert!(message.contains("max_sync_duration_secs = 1"), "{message}");
     assert!(mock.request_count() > 1);
+}
+
+/// Endless empty pages that still ask for more stop at `max_empty_pages`.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_abuse_endless_empty_pages() {
+    let connection = abuse_config("never_done").set("limits", "max_empty_pages", json!(3));
+    let (kind, message, mock) = abuse_after_baseline(connection).await;
+    assert_eq!(kind, "max_empty_pages", "{message}");
+    assert!(message.contains("max_empty_pages = 3"), "{message}");
+    // One request of the good sync, four empty pages of the endless one.
+    assert_eq!(mock.request_count(), 5);
+}
+
+/// A connector asking again for a request it already fetched (a cursor that repeats) is
+/// stopped at once, before the repeat is sent, and the error says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_abuse_repeating_cursor() {
+    let (kind, message, mock) = abuse_after_baseline(abuse_config("repeat_request")).await;
+    assert_eq!(kind, "cursor_cycle", "{message}");
+    assert!(message.contains("repeats or cycles"), "{message}");
+    // One request of the good sync, one of the repeating one: the repeat is never sent.
+    assert_eq!(mock.request_count(), 2);
 }
 
 /// A log flood is capped at `max_log_lines_per_sync`; the rest is dropped and counted.

@@ -136,7 +136,8 @@ async fn a_hostile_tenant_does_not_hurt_another() {
             HOSTILE_ABUSE_COMPONENT,
             &Connection::new(json!({ "abuse": "never_done", "url": mock.url("/none/items") }))
                 .allow_private_networks()
-                .set("limits", "max_requests_per_sync", json!(40)),
+                .set("limits", "max_requests_per_sync", json!(40))
+                .set("limits", "max_empty_pages", json!(1_000)),
         )
         .connection("good", "a", "rest", &offset_connection(&mock, 20))
         .connection("good", "b", "rest", &offset_connection(&mock, 7));

@@ -15,7 +15,8 @@
 //! - `tiny_records`: a page of 2,000,000 `{}` records;
 //! - `huge_string`: a `records` string of `bytes` bytes (default 3 GiB);
 //! - `state_not_json`, `state_too_large` (2 MiB): a bad checkpoint state;
-//! - `never_done`: every page asks for the same request again;
+//! - `never_done`: every page is empty and asks for one more page (a new `n` each time);
+//! - `repeat_request`: every page asks for the same request again;
 //! - `log_flood`: 20,000 log lines of 8 KiB in `begin`, then benign;
 //! - `crlf_header`: a request header whose value carries CR/LF and a second header;
 //! - `snoop`: one record saying what it found of the environment, arguments, files and clocks.
@@ -251,7 +252,19 @@ impl Guest for Abuse {
                 page.state = Some(text);
                 Ok(page)
             }
-            "never_done" => Ok(Page {
+            "never_done" => {
+                static PAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = PAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut request = request;
+                request.query.retain(|(name, _)| name != "n");
+                request.query.push(("n".to_owned(), n.to_string()));
+                Ok(Page {
+                    records: String::new(),
+                    state: None,
+                    next: Next::Fetch(request),
+                })
+            }
+            "repeat_request" => Ok(Page {
                 records: String::new(),
                 state: None,
                 next: Next::Fetch(request),
