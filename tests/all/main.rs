@@ -11,8 +11,10 @@
 mod archive;
 mod auth;
 mod cli;
+mod crash_oracle;
 mod crash_resume;
 mod egress;
+mod exactly_once;
 mod github;
 mod hostile;
 mod incremental;

@@ -238,6 +238,42 @@ impl MockApi {
         ids
     }
 
+    /// Appends `count` records after the current last id, all with `updated_at` set to
+    /// `updated_at` (records sharing one timestamp), and returns their ids.
+    pub fn insert_at(&self, count: u64, updated_at: &str) -> Vec<u64> {
+        let mut inner = self.shared.lock();
+        let first = inner.records.iter().map(dataset::id_of).max().unwrap_or(0) + 1;
+        let ids: Vec<u64> = (first..first + count).collect();
+        inner.records.extend(ids.iter().map(|&id| {
+            let mut record = dataset::record(id);
+            record["updated_at"] = Value::String(updated_at.to_owned());
+            record
+        }));
+        ids
+    }
+
+    /// Updates records `ids`: a new `updated_at` and a new `name`, and moves them to the end of
+    /// the dataset, as an API sorting by `updated_at` would list them.
+    pub fn update(&self, ids: &[u64], updated_at: &str) {
+        let mut inner = self.shared.lock();
+        for &id in ids {
+            let index = inner
+                .records
+                .iter()
+                .position(|r| dataset::id_of(r) == id)
+                .unwrap_or_else(|| panic!("no record {id}"));
+            let mut record = inner.records.remove(index);
+            record["updated_at"] = Value::String(updated_at.to_owned());
+            record["name"] = Value::String(format!("record-{id:04} (updated {updated_at})"));
+            inner.records.push(record);
+        }
+    }
+
+    /// Appends `record` as it is (a test can serve records of any shape).
+    pub fn push_record(&self, record: Value) {
+        self.shared.lock().records.push(record);
+    }
+
     /// A snapshot of the generic dataset.
     pub fn records(&self) -> Vec<Value> {
         self.shared.lock().records.clone()
