@@ -64,6 +64,14 @@ pub enum Error {
         /// The decoding error.
         detail: String,
     },
+    /// A checkpoint given by an operator (`sluice state set`) was refused.
+    #[error("refused the checkpoint for `{key}`: {detail}")]
+    Invalid {
+        /// The checkpoint key.
+        key: String,
+        /// What is wrong, naming the field and the fix.
+        detail: String,
+    },
 }
 
 /// What the seen index keeps of a written record: the first 16 bytes of its SHA-256.
@@ -416,6 +424,54 @@ impl CheckpointStore {
         Ok(all)
     }
 
+    /// `key`'s checkpoint in its stored, versioned form (`{"version": "1", "mode", ...}`), as
+    /// `sluice state show` prints it and [`CheckpointStore::import`] takes it back.
+    pub fn export(&self, key: &StreamKey) -> Result<Option<serde_json::Value>, Error> {
+        let Some(checkpoint) = self.load(key)? else {
+            return Ok(None);
+        };
+        serde_json::to_value(Stored::V1(checkpoint))
+            .map(Some)
+            .map_err(|error| Error::Storage {
+                key: key.encode(),
+                detail: error.to_string(),
+            })
+    }
+
+    /// The streams of `connection` that have a checkpoint, in key order (seen-index entries
+    /// are not streams).
+    pub fn streams(&self, connection: &str) -> Result<Vec<String>, Error> {
+        let prefix = format!("{connection}/");
+        let mut streams = Vec::new();
+        for entry in self.tree.scan_prefix(prefix.as_bytes()).keys() {
+            let key = entry.map_err(|error| Error::Storage {
+                key: format!("{prefix}*"),
+                detail: error.to_string(),
+            })?;
+            if key.contains(&SEEN_SEPARATOR) {
+                continue;
+            }
+            let key = String::from_utf8_lossy(&key);
+            if let Some(stream) = key.strip_prefix(&prefix) {
+                streams.push(stream.to_owned());
+            }
+        }
+        Ok(streams)
+    }
+
+    /// Replaces `key`'s checkpoint with `value`, its stored form as [`CheckpointStore::export`]
+    /// gives it, after checking it with [`decode_stored`]; the seen index is kept. Waits until
+    /// the checkpoint is on disk and returns it.
+    pub async fn import(
+        &self,
+        key: &StreamKey,
+        value: serde_json::Value,
+    ) -> Result<Checkpoint, Error> {
+        let checkpoint = decode_stored(key, value)?;
+        self.commit(key, &checkpoint).await?;
+        Ok(checkpoint)
+    }
+
     /// Forgets `key`'s checkpoint and seen index so its next sync starts from scratch.
     /// Returns whether there was a checkpoint.
     pub async fn reset(&self, key: &StreamKey) -> Result<bool, Error> {
@@ -436,6 +492,127 @@ impl CheckpointStore {
         self.tree.apply_batch(batch).map_err(storage)?;
         self.db.flush_async().await.map_err(storage)?;
         Ok(existed)
+    }
+}
+
+/// The fields of the stored form, version 1, at the top level.
+const STORED_FIELDS: &[&str] = &[
+    "version",
+    "mode",
+    "state",
+    "pending",
+    "context",
+    "output",
+    "committed_at_ms",
+];
+/// Fields that must be present (the others may be `null` or absent).
+const REQUIRED_FIELDS: &[&str] = &["version", "mode", "context", "output", "committed_at_ms"];
+const CONTEXT_FIELDS: &[&str] = &["run_id", "started_at_ms"];
+const OUTPUT_FIELDS: &[&str] = &["offset_bytes", "records", "dead_letter_bytes"];
+const REQUEST_FIELDS: &[&str] = &[
+    "method",
+    "url",
+    "query",
+    "headers",
+    "body",
+    "authenticate",
+    "idempotent",
+];
+const BACK_OFF_FIELDS: &[&str] = &["wait_ms", "request"];
+
+/// Checks an operator-given checkpoint in its stored form (`{"version": "1", ...}`) and
+/// decodes it with the same versioned decoding as loading: unknown versions, unknown or
+/// missing fields, and a `state` that is not JSON text are refused with the field named.
+pub fn decode_stored(key: &StreamKey, value: serde_json::Value) -> Result<Checkpoint, Error> {
+    let invalid = |detail: String| Error::Invalid {
+        key: key.encode(),
+        detail,
+    };
+    let Some(object) = value.as_object() else {
+        return Err(invalid(format!(
+            "expected a JSON object like `sluice state show` prints for one stream, got {}",
+            json_kind(&value)
+        )));
+    };
+    match object.get("version") {
+        None => {
+            return Err(invalid(
+                "missing field `version`; add `\"version\": \"1\"`".to_owned(),
+            ));
+        }
+        Some(serde_json::Value::String(version)) if version == "1" => {}
+        Some(other) => {
+            return Err(invalid(format!(
+                "unknown `version` {other}; this sluice reads version \"1\" (the form `sluice state show` prints)"
+            )));
+        }
+    }
+    unknown_fields(object, STORED_FIELDS, "").map_err(&invalid)?;
+    if let Some(missing) = REQUIRED_FIELDS.iter().find(|f| !object.contains_key(**f)) {
+        return Err(invalid(format!(
+            "missing field `{missing}`; start from what `sluice state show` prints"
+        )));
+    }
+    if let Some(serde_json::Value::Object(context)) = object.get("context") {
+        unknown_fields(context, CONTEXT_FIELDS, "context.").map_err(&invalid)?;
+    }
+    if let Some(serde_json::Value::Object(output)) = object.get("output") {
+        unknown_fields(output, OUTPUT_FIELDS, "output.").map_err(&invalid)?;
+    }
+    if let Some(serde_json::Value::Object(pending)) = object.get("pending") {
+        if let Some(serde_json::Value::Object(request)) = pending.get("fetch") {
+            unknown_fields(request, REQUEST_FIELDS, "pending.fetch.").map_err(&invalid)?;
+        }
+        if let Some(serde_json::Value::Object(back_off)) = pending.get("back_off") {
+            unknown_fields(back_off, BACK_OFF_FIELDS, "pending.back_off.").map_err(&invalid)?;
+            if let Some(serde_json::Value::Object(request)) = back_off.get("request") {
+                unknown_fields(request, REQUEST_FIELDS, "pending.back_off.request.")
+                    .map_err(&invalid)?;
+            }
+        }
+    }
+    let checkpoint = match serde_json::from_value::<Stored>(value) {
+        Ok(Stored::V1(checkpoint)) => checkpoint,
+        Err(error) => {
+            return Err(invalid(format!(
+                "{error}; start from what `sluice state show` prints"
+            )));
+        }
+    };
+    if let Some(state) = &checkpoint.state
+        && let Err(error) = serde_json::from_str::<serde_json::Value>(state)
+    {
+        return Err(invalid(format!(
+            "field `state` must be a JSON string holding JSON text (e.g. \"{{\\\"cursor\\\":5}}\"), but its text is not JSON: {error}"
+        )));
+    }
+    Ok(checkpoint)
+}
+
+/// Refuses a field of `object` not in `known`, naming it as `{path}{field}`.
+fn unknown_fields(
+    object: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+    path: &str,
+) -> Result<(), String> {
+    match object.keys().find(|field| !known.contains(&field.as_str())) {
+        Some(field) => Err(format!(
+            "unknown field `{path}{field}`; remove it (known fields: {})",
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The JSON type of `value`, for messages.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 
@@ -567,6 +744,57 @@ mod tests {
             error
                 .to_string()
                 .contains("in use by another sluice process")
+        );
+    }
+
+    #[tokio::test]
+    async fn export_import_round_trip_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let key = StreamKey::new("conn", "orders");
+        store.commit(&key, &checkpoint(10)).await.unwrap();
+        store
+            .commit_page(
+                &StreamKey::new("conn", "users"),
+                &checkpoint(1),
+                &[("1".to_owned(), [0; 16])],
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.streams("conn").unwrap(), ["orders", "users"]);
+        let mut exported = store.export(&key).unwrap().unwrap();
+        assert_eq!(exported["version"], "1");
+        assert_eq!(exported["output"]["offset_bytes"], 10);
+        exported["state"] = serde_json::json!(r#"{"cursor":1}"#);
+        let imported = store.import(&key, exported.clone()).await.unwrap();
+        assert_eq!(imported.state.as_deref(), Some(r#"{"cursor":1}"#));
+        assert_eq!(store.load(&key).unwrap(), Some(imported));
+
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut value = exported.clone();
+            edit(&mut value);
+            decode_stored(&key, value).unwrap_err().to_string()
+        };
+        let error = refused(&|v| v["version"] = serde_json::json!("9"));
+        assert!(error.contains("unknown `version` \"9\""), "{error}");
+        let error = refused(&|v| v["cursor"] = serde_json::json!(1));
+        assert!(error.contains("unknown field `cursor`"), "{error}");
+        let error = refused(&|v| v["output"]["bytes"] = serde_json::json!(1));
+        assert!(error.contains("unknown field `output.bytes`"), "{error}");
+        let error = refused(&|v| {
+            v.as_object_mut().unwrap().remove("context");
+        });
+        assert!(error.contains("missing field `context`"), "{error}");
+        let error = refused(&|v| v["state"] = serde_json::json!("{cursor: 1}"));
+        assert!(error.contains("field `state`"), "{error}");
+        let error = refused(&|v| v["mode"] = serde_json::json!("sometimes"));
+        assert!(error.contains("sometimes"), "{error}");
+        let error = refused(&|v| v["pending"] = serde_json::json!({"fetch": {"url": "x"}}));
+        assert!(error.contains("method"), "{error}");
+        assert_eq!(
+            store.load(&key).unwrap().unwrap().state.as_deref(),
+            Some(r#"{"cursor":1}"#)
         );
     }
 }

@@ -187,13 +187,59 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum StateAction {
-    /// List checkpoints as JSON.
+    /// List every checkpoint of the store as JSON.
     List {
         /// Directory of the checkpoint store.
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state: PathBuf,
     },
-    /// Forget a stream's checkpoint so that its next sync starts over.
+    /// Print a connection's checkpoints (every stream, or one) in their stored, versioned form:
+    /// `{"<stream>": {"version": "1", "mode", "state", "pending", "context", "output", ...}}`.
+    Show {
+        /// Directory of the checkpoint store.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// Connection name (the `name` in the connection file, or its file stem).
+        #[arg(long)]
+        connection: String,
+        /// Only this stream.
+        #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Replace a stream's checkpoint with versioned JSON in the form `state show` prints for
+    /// one stream; invalid checkpoints are refused.
+    Set {
+        /// Directory of the checkpoint store.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state: PathBuf,
+        /// Directory of the output files (`<stream>.jsonl`), to check the checkpoint's
+        /// `output` position against.
+        #[arg(long, default_value = DEFAULT_OUTPUT_DIR)]
+        output: PathBuf,
+        /// Connection name (the `name` in the connection file, or its file stem).
+        #[arg(long)]
+        connection: String,
+        /// Stream name.
+        #[arg(long)]
+        stream: String,
+        /// Read the checkpoint from this file (`-` for stdin).
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "json",
+            required_unless_present = "json"
+        )]
+        file: Option<PathBuf>,
+        /// The checkpoint as JSON text.
+        #[arg(long, value_name = "TEXT")]
+        json: Option<String>,
+        /// Accept an `output` position beyond the output file's size (the next sync of the
+        /// stream will then refuse to resume).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Forget a connection's checkpoints (one stream, or every stream) so that their next sync
+    /// starts over.
     Reset {
         /// Directory of the checkpoint store.
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
@@ -201,9 +247,9 @@ enum StateAction {
         /// Connection name (the `name` in the connection file, or its file stem).
         #[arg(long)]
         connection: String,
-        /// Stream name.
+        /// Only this stream. Default: every stream of the connection.
         #[arg(long)]
-        stream: String,
+        stream: Option<String>,
     },
 }
 
@@ -388,36 +434,7 @@ async fn execute(command: Command) -> Result<()> {
                 Ok(())
             }
         }
-        Command::State { action } => match action {
-            StateAction::List { state } => {
-                let store = open_existing_store(&state)?;
-                let entries: serde_json::Map<String, serde_json::Value> = store
-                    .list()?
-                    .into_iter()
-                    .map(|(key, checkpoint)| {
-                        serde_json::to_value(checkpoint).map(|value| (key, value))
-                    })
-                    .collect::<Result<_, _>>()?;
-                print_json(&entries)
-            }
-            StateAction::Reset {
-                state,
-                connection,
-                stream,
-            } => {
-                let store = open_existing_store(&state)?;
-                let key = StreamKey::new(&connection, &stream);
-                if store.reset(&key).await? {
-                    println!("reset `{key}`: its next sync starts from scratch");
-                    Ok(())
-                } else {
-                    anyhow::bail!(
-                        "no checkpoint `{key}` in `{}`; `sluice state list` shows what there is",
-                        state.display()
-                    )
-                }
-            }
-        },
+        Command::State { action } => state(action).await,
         Command::Serve { deployment, check } => serve(&deployment, check).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
@@ -590,6 +607,159 @@ async fn replay(
     }
     let summary = total.context("no archived stream to replay")?;
     Ok((summary, failures))
+}
+
+/// `sluice state ...`.
+async fn state(action: StateAction) -> Result<()> {
+    match action {
+        StateAction::List { state } => {
+            let store = open_existing_store(&state)?;
+            let entries: serde_json::Map<String, serde_json::Value> = store
+                .list()?
+                .into_iter()
+                .map(|(key, checkpoint)| serde_json::to_value(checkpoint).map(|value| (key, value)))
+                .collect::<Result<_, _>>()?;
+            print_json(&entries)
+        }
+        StateAction::Show {
+            state,
+            connection,
+            stream,
+        } => {
+            let store = open_existing_store(&state)?;
+            let streams = match stream {
+                Some(stream) => vec![stream],
+                None => store.streams(&connection)?,
+            };
+            let mut shown = serde_json::Map::new();
+            for stream in streams {
+                let key = StreamKey::new(&connection, &stream);
+                let Some(value) = store.export(&key)? else {
+                    anyhow::bail!(
+                        "no checkpoint `{key}` in `{}`; `sluice state show --connection {connection}` shows its streams",
+                        state.display()
+                    );
+                };
+                shown.insert(stream, value);
+            }
+            anyhow::ensure!(
+                !shown.is_empty(),
+                "no checkpoint of connection `{connection}` in `{}`; `sluice state list` shows what there is",
+                state.display()
+            );
+            print_json(&shown)
+        }
+        StateAction::Set {
+            state,
+            output,
+            connection,
+            stream,
+            file,
+            json,
+            force,
+        } => {
+            let (text, source) = match (file, json) {
+                (Some(path), _) if path.as_os_str() == "-" => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                        .context("cannot read the checkpoint from stdin")?;
+                    (text, "stdin".to_owned())
+                }
+                (Some(path), _) => (
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read `{}`", path.display()))?,
+                    format!("`{}`", path.display()),
+                ),
+                (None, Some(text)) => (text, "--json".to_owned()),
+                (None, None) => {
+                    anyhow::bail!("pass the checkpoint with --file FILE or --json TEXT")
+                }
+            };
+            let key = StreamKey::new(&connection, &stream);
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|error| {
+                anyhow::anyhow!(
+                    "refused the checkpoint for `{key}`: {source} is not JSON ({error}); pass one stream's object as `sluice state show --stream {stream}` prints it"
+                )
+            })?;
+            // One stream's entry of `state show` output is accepted as is.
+            let value = match value {
+                serde_json::Value::Object(mut object)
+                    if object.len() == 1 && !object.contains_key("version") =>
+                {
+                    match object.remove(&stream) {
+                        Some(inner) => inner,
+                        None => serde_json::Value::Object(object),
+                    }
+                }
+                other => other,
+            };
+            let checkpoint = crate::checkpoint::decode_stored(&key, value.clone())?;
+            let file = output.join(format!("{stream}.jsonl"));
+            let size = match std::fs::metadata(&file) {
+                Ok(metadata) => metadata.len(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(error) => {
+                    return Err(error).with_context(|| format!("cannot read `{}`", file.display()));
+                }
+            };
+            let covered = checkpoint.output.offset_bytes;
+            if covered > size {
+                if force {
+                    tracing::warn!(
+                        file = %file.display(),
+                        size,
+                        covered,
+                        "The checkpoint covers more output than the file holds; the next sync of the stream will not resume."
+                    );
+                } else {
+                    anyhow::bail!(
+                        "refused the checkpoint for `{key}`: the output file `{}` has {size} bytes; a checkpoint covering {covered} bytes (field `output.offset_bytes`) cannot be resumed; lower `output.offset_bytes`, pass the `--output` used with `sluice run`, or --force",
+                        file.display()
+                    );
+                }
+            }
+            let store = open_existing_store(&state)?;
+            let previous = store.load(&key)?;
+            store.import(&key, value).await?;
+            println!(
+                "set `{key}` ({}): its next sync resumes from this checkpoint",
+                if previous.is_some() {
+                    "replaced"
+                } else {
+                    "new"
+                }
+            );
+            Ok(())
+        }
+        StateAction::Reset {
+            state,
+            connection,
+            stream,
+        } => {
+            let store = open_existing_store(&state)?;
+            let streams = match stream {
+                Some(stream) => vec![stream],
+                None => store.streams(&connection)?,
+            };
+            anyhow::ensure!(
+                !streams.is_empty(),
+                "no checkpoint of connection `{connection}` in `{}`; `sluice state list` shows what there is",
+                state.display()
+            );
+            for stream in streams {
+                let key = StreamKey::new(&connection, &stream);
+                if store.reset(&key).await? {
+                    println!("reset `{key}`: its next sync starts from scratch");
+                } else {
+                    anyhow::bail!(
+                        "no checkpoint `{key}` in `{}`; `sluice state list` shows what there is",
+                        state.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn load(args: &ConnectionArgs) -> Result<(Runtime, Connector, Connection)> {

@@ -195,3 +195,220 @@ fn check_and_discover_rest() {
     // Neither command sends anything.
     assert_eq!(mock.request_count(), 0);
 }
+
+/// `sluice state ...` with this workspace's `--state` (and the given arguments).
+fn state_cmd(ws: &Workspace, action: &str, args: &[&str]) -> sluice_tests::cli::CmdOutput {
+    let state = ws.state().display().to_string();
+    let mut all = vec!["state", action, "--state", state.as_str()];
+    all.extend_from_slice(args);
+    sluice().run(all)
+}
+
+/// `state show` prints the versioned stored form per stream; `state set` of an edited cursor
+/// is what the next incremental run sends; `state reset` without `--stream` resets them all.
+#[test]
+fn state_show_set_and_reset_every_stream() {
+    let mock = MockApi::start(60);
+    let ws = Workspace::new();
+    ws.write(&rest_connection(
+        &mock,
+        vec![
+            incremental(rest_stream("items", Style::Offset, 25), "/id", "since_id"),
+            rest_stream("plain", Style::Page, 25),
+        ],
+    ));
+    ws.run("rest");
+
+    let output = state_cmd(&ws, "show", &["--connection", "connection"]);
+    output.assert_success();
+    let shown: Value = output.json();
+    let streams: Vec<&String> = shown.as_object().expect("object").keys().collect();
+    assert_eq!(streams, ["items", "plain"], "{shown:#}");
+    let items = &shown["items"];
+    assert_eq!(items["version"], "1", "{shown:#}");
+    assert_eq!(items["mode"], "incremental", "{shown:#}");
+    for field in ["pending", "context", "output", "committed_at_ms"] {
+        assert!(items.get(field).is_some(), "`{field}` shown: {shown:#}");
+    }
+    let size = std::fs::metadata(ws.output_file("items"))
+        .expect("output")
+        .len();
+    assert_eq!(items["output"]["offset_bytes"], size, "{shown:#}");
+    let state: Value =
+        serde_json::from_str(items["state"].as_str().expect("state is JSON text")).expect("JSON");
+    assert_eq!(state["cursor"], 60, "{shown:#}");
+    // `state list` still lists every key.
+    let listed: Value = state_cmd(&ws, "list", &[]).json();
+    assert!(listed.get("connection/items").is_some(), "{listed:#}");
+
+    // One stream only; the same form.
+    let one: Value = state_cmd(
+        &ws,
+        "show",
+        &["--connection", "connection", "--stream", "items"],
+    )
+    .json();
+    assert_eq!(one, serde_json::json!({ "items": items }));
+
+    // Move the cursor back and set it from a file: the next run asks from there.
+    let mut edited = items.clone();
+    edited["state"] = Value::from(r#"{"cursor":50}"#);
+    let file = ws.path().join("items.json");
+    std::fs::write(&file, edited.to_string()).expect("write");
+    let output = ws.output().display().to_string();
+    let file_arg = file.display().to_string();
+    let set = state_cmd(
+        &ws,
+        "set",
+        &[
+            "--output",
+            &output,
+            "--connection",
+            "connection",
+            "--stream",
+            "items",
+            "--file",
+            &file_arg,
+        ],
+    );
+    set.assert_success();
+    let after: Value = state_cmd(
+        &ws,
+        "show",
+        &["--connection", "connection", "--stream", "items"],
+    )
+    .json();
+    assert_eq!(after["items"], edited);
+    mock.clear_log();
+    let summary = ws.run("rest");
+    assert_eq!(summary.stream("items").start, "incremental", "{summary:?}");
+    let items_requests: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.query_param("since_id").is_some())
+        .collect();
+    assert!(!items_requests.is_empty(), "{:?}", mock.requests());
+    for request in &items_requests {
+        assert_eq!(request.query_param("since_id"), Some("50"), "{request:?}");
+    }
+    assert_eq!(
+        sluice_tests::dataset::ids(&ws.records("items")),
+        (1..=60).collect::<Vec<_>>(),
+        "the re-read records are not written twice"
+    );
+
+    // Reset without --stream: every stream of the connection, by name.
+    let reset = state_cmd(&ws, "reset", &["--connection", "connection"]);
+    reset.assert_success();
+    assert!(
+        reset.stdout.contains("connection/items") && reset.stdout.contains("connection/plain"),
+        "{reset}"
+    );
+    let listed: Value = state_cmd(&ws, "list", &[]).json();
+    assert_eq!(listed, serde_json::json!({}));
+    let error = state_cmd(&ws, "reset", &["--connection", "connection"]).assert_error();
+    assert!(
+        error.contains("no checkpoint of connection `connection`"),
+        "{error}"
+    );
+    let summary = ws.run("rest");
+    assert_eq!(summary.stream("items").start, "fresh", "{summary:?}");
+}
+
+/// `state set` refuses invalid checkpoints, naming the field and the fix, and changes nothing.
+#[test]
+fn state_set_refuses_invalid_checkpoints() {
+    let mock = MockApi::start(30);
+    let ws = Workspace::new();
+    ws.write(&rest_connection(
+        &mock,
+        vec![incremental(
+            rest_stream("items", Style::Offset, 25),
+            "/id",
+            "since_id",
+        )],
+    ));
+    ws.run("rest");
+    let shown: Value = state_cmd(
+        &ws,
+        "show",
+        &["--connection", "connection", "--stream", "items"],
+    )
+    .json();
+    let items = shown["items"].clone();
+    let output = ws.output().display().to_string();
+    let set = |json: &str, force: bool| {
+        let mut args = vec![
+            "--output",
+            output.as_str(),
+            "--connection",
+            "connection",
+            "--stream",
+            "items",
+            "--json",
+            json,
+        ];
+        if force {
+            args.push("--force");
+        }
+        state_cmd(&ws, "set", &args)
+    };
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut value = items.clone();
+        edit(&mut value);
+        value.to_string()
+    };
+
+    let error = set("{\"version\": \"1\",", false).assert_error();
+    assert!(error.contains("--json is not JSON"), "{error}");
+    let error = set(&edited(&|v| v["version"] = Value::from("9")), false).assert_error();
+    assert!(
+        error.contains("unknown `version` \"9\"") && error.contains("reads version \"1\""),
+        "{error}"
+    );
+    let error = set(&edited(&|v| v["state"] = Value::from("cursor=5")), false).assert_error();
+    assert!(
+        error.contains("field `state`") && error.contains("not JSON"),
+        "{error}"
+    );
+    let error = set(&edited(&|v| v["extra"] = Value::from(1)), false).assert_error();
+    assert!(error.contains("unknown field `extra`"), "{error}");
+    let error = set(
+        &edited(&|v| {
+            v.as_object_mut().expect("object").remove("output");
+        }),
+        false,
+    )
+    .assert_error();
+    assert!(error.contains("missing field `output`"), "{error}");
+
+    let size = std::fs::metadata(ws.output_file("items"))
+        .expect("output")
+        .len();
+    let beyond = edited(&|v| v["output"]["offset_bytes"] = Value::from(size + 100));
+    let error = set(&beyond, false).assert_error();
+    assert!(
+        error.contains(&format!(
+            "has {size} bytes; a checkpoint covering {} bytes",
+            size + 100
+        )) && error.contains("--force"),
+        "{error}"
+    );
+    // Nothing changed.
+    let after: Value = state_cmd(
+        &ws,
+        "show",
+        &["--connection", "connection", "--stream", "items"],
+    )
+    .json();
+    assert_eq!(after["items"], items);
+    // --force takes it.
+    set(&beyond, true).assert_success();
+    let after: Value = state_cmd(
+        &ws,
+        "show",
+        &["--connection", "connection", "--stream", "items"],
+    )
+    .json();
+    assert_eq!(after["items"]["output"]["offset_bytes"], size + 100);
+}
