@@ -154,6 +154,7 @@ enum Stored {
 pub struct CheckpointStore {
     dir: PathBuf,
     tree: sled::Tree,
+    flusher: Flusher,
     credentials_tree: String,
     db: sled::Db,
 }
@@ -183,6 +184,7 @@ enum StoredCredential {
 #[derive(Clone)]
 pub struct CredentialSlot {
     tree: sled::Tree,
+    flusher: Flusher,
     key: String,
 }
 
@@ -234,8 +236,36 @@ impl CredentialSlot {
         self.tree
             .insert(self.key.as_bytes(), bytes)
             .map_err(|e| storage(&e))?;
-        self.tree.flush_async().await.map_err(|e| storage(&e))?;
+        self.flusher
+            .flush(&self.tree)
+            .await
+            .map_err(|e| storage(&e))?;
         Ok(())
+    }
+}
+
+/// Makes writes durable, one flush at a time per database, on tokio's blocking pool.
+///
+/// sled's own `flush_async` runs on sled's small I/O thread pool; hundreds of syncs flushing at
+/// once (`sluice serve`) fill that pool with flushes that wait for buffer writes queued behind
+/// them in the same pool, and the process deadlocks. A flush on a blocking thread leaves sled's
+/// pool free for the writes, and the gate keeps concurrent flushes from piling up: the flush a
+/// commit waits for also covers every write made before it started.
+#[derive(Clone, Default)]
+struct Flusher {
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Flusher {
+    async fn flush(&self, tree: &sled::Tree) -> Result<(), sled::Error> {
+        let _turn = self.gate.lock().await;
+        let tree = tree.clone();
+        match tokio::task::spawn_blocking(move || tree.flush()).await {
+            Ok(flushed) => flushed.map(|_| ()),
+            Err(join) => Err(sled::Error::ReportableBug(format!(
+                "the flush task failed: {join}"
+            ))),
+        }
     }
 }
 
@@ -283,6 +313,7 @@ impl CheckpointStore {
         Ok(Self {
             dir: dir.to_owned(),
             tree,
+            flusher: Flusher::default(),
             credentials_tree: CREDENTIALS_TREE.to_owned(),
             db,
         })
@@ -301,6 +332,7 @@ impl CheckpointStore {
         Ok(Self {
             dir: self.dir.clone(),
             tree,
+            flusher: self.flusher.clone(),
             credentials_tree: format!("tenant/{name}/{CREDENTIALS_TREE}"),
             db: self.db.clone(),
         })
@@ -316,6 +348,7 @@ impl CheckpointStore {
                 detail: error.to_string(),
             })?;
         Ok(CredentialSlot {
+            flusher: self.flusher.clone(),
             tree,
             key: connection.to_owned(),
         })
@@ -382,7 +415,10 @@ impl CheckpointStore {
         }
         batch.insert(encoded.as_bytes(), bytes);
         self.tree.apply_batch(batch).map_err(|e| storage(&e))?;
-        self.tree.flush_async().await.map_err(|e| storage(&e))?;
+        self.flusher
+            .flush(&self.tree)
+            .await
+            .map_err(|e| storage(&e))?;
         Ok(())
     }
 
@@ -490,7 +526,7 @@ impl CheckpointStore {
         }
         batch.remove(encoded.as_bytes());
         self.tree.apply_batch(batch).map_err(storage)?;
-        self.db.flush_async().await.map_err(storage)?;
+        self.flusher.flush(&self.tree).await.map_err(storage)?;
         Ok(existed)
     }
 }

@@ -448,3 +448,42 @@ async fn no_wait_is_exactly_zero_on_the_real_clock() {
     let unlimited = RateLimiter::new(&config(""), None).unwrap();
     assert_eq!(unlimited.acquire("h").await.unwrap(), Duration::ZERO);
 }
+
+/// Connections sharing a credential share its budget: the quota is spent by all of them
+/// together, and a `Retry-After` one of them saw holds the others too. Other hosts are free.
+#[tokio::test(start_paused = true)]
+async fn a_shared_budget_is_spent_and_held_by_every_connection_using_it() {
+    let budget = SharedBudget::new("API.example.com", rate(1, 10, 1), 60_000);
+    let (acme, globex) = (budget.clone(), budget.clone());
+    assert!(acme.applies_to("api.example.com"));
+    assert!(!acme.applies_to("other.example.com"));
+    assert_eq!(
+        acme.limiter().acquire("api.example.com").await.unwrap(),
+        Duration::ZERO
+    );
+    // The one request per 10 s was acme's: globex waits for the next cell.
+    assert_eq!(
+        globex.limiter().acquire("api.example.com").await.unwrap(),
+        secs(10)
+    );
+    globex.limiter().observe(
+        "api.example.com",
+        ServerSignal {
+            hold: held(secs(40), HoldReason::RetryAfter),
+            policy: None,
+        },
+    );
+    let start = Instant::now();
+    acme.limiter().acquire("api.example.com").await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        secs(40),
+        "acme waits out globex's Retry-After"
+    );
+    let separate = SharedBudget::new("api.example.com", rate(1, 10, 1), 60_000);
+    assert_eq!(
+        separate.limiter().acquire("api.example.com").await.unwrap(),
+        Duration::ZERO,
+        "another credential has its own budget"
+    );
+}
