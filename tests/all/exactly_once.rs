@@ -264,3 +264,33 @@ fn stream_settings_are_checked_against_the_catalog() {
     );
     assert_eq!(mock.request_count(), 0, "nothing was sent");
 }
+
+/// Two processes on one state directory: the second fails fast with a clear message and
+/// changes nothing; the first finishes normally.
+#[test]
+fn a_second_process_on_the_same_state_directory_fails_fast() {
+    let mock = MockApi::start(30);
+    let ws = Workspace::new();
+    ws.write(&rest_connection(
+        &mock,
+        vec![rest_stream("items", Style::Offset, 10)],
+    ));
+    mock.hold_from(2);
+    let first = sluice()
+        .cmd(ws.run_args("rest"))
+        .timeout(HANG_GUARD)
+        .spawn();
+    assert!(
+        mock.wait_for_requests(2, HANG_GUARD),
+        "the first sync did not start"
+    );
+    let error = ws.run_output("rest").assert_error();
+    assert!(
+        error.contains("is in use by another sluice process") && error.contains("--state"),
+        "{error}"
+    );
+    assert_eq!(mock.request_count(), 2, "the second process sent nothing");
+    mock.release();
+    first.wait().assert_success();
+    assert_eq!(ws.records("items"), dataset::records(30));
+}
