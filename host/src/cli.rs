@@ -820,6 +820,40 @@ pub fn render_summary(summary: &RunSummary) -> String {
             }
         );
     }
+    for stream in &summary.streams {
+        if stream.duplicates_skipped > 0 {
+            let _ = writeln!(
+                out,
+                "  {}: {} records already written unchanged were skipped",
+                stream.name, stream.duplicates_skipped
+            );
+        }
+        if let Some(latest) = &stream.latest_output {
+            let _ = writeln!(
+                out,
+                "  {}: latest version of each record in {}",
+                stream.name,
+                latest.display()
+            );
+        }
+        if stream.dead_letters > 0 {
+            let _ = writeln!(
+                out,
+                "  {}: {} non-conforming records in {}.dead_letter.jsonl",
+                stream.name, stream.dead_letters, stream.name
+            );
+        }
+        for drift in &stream.schema_drift {
+            let _ = writeln!(
+                out,
+                "  {}: schema drift at `{}`: {} ({} records)",
+                stream.name,
+                drift.path,
+                drift.describe(),
+                drift.records
+            );
+        }
+    }
     let _ = writeln!(out, "Checkpoints: {}", summary.state_dir.display());
     out
 }

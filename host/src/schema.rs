@@ -183,6 +183,18 @@ pub struct FieldDrift {
     pub first_record: u64,
 }
 
+impl FieldDrift {
+    /// What changed, in a few words: `new field`, `missing`, `integer → string`, or the rule.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            DriftKind::New => "new field".to_owned(),
+            DriftKind::Missing => "missing".to_owned(),
+            DriftKind::TypeChanged { expected, found } => format!("{expected} → {found}"),
+            DriftKind::Invalid { problem } => problem.clone(),
+        }
+    }
+}
+
 /// Checks one stream's records against its schema and tracks drift.
 pub struct SchemaChecker {
     stream: String,
