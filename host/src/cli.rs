@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::checkpoint::{CheckpointStore, StreamKey};
 use crate::config::Connection;
 use crate::sandbox::Limits;
+use crate::sink::messages;
 use crate::sync::{self, RunOptions, RunSummary};
 use crate::telemetry::{self, LogFormat};
 use crate::{Connector, Runtime};
@@ -28,6 +29,36 @@ enum ArchiveFormat {
     Gzip,
     /// `<stream>.jsonl`: plain JSON lines, e.g. as a fixture for the SDK's test harness.
     Jsonl,
+}
+
+/// Where `sluice run` writes records (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunFormat {
+    /// `<output>/<stream>.jsonl` files, one record per line.
+    Jsonl,
+    /// Airbyte protocol messages on stdout: RECORD, STATE after each page, LOG, TRACE.
+    Airbyte,
+    /// Singer messages on stdout: SCHEMA, RECORD, STATE after each page.
+    Singer,
+}
+
+impl From<RunFormat> for crate::sink::Format {
+    fn from(format: RunFormat) -> Self {
+        match format {
+            RunFormat::Jsonl => Self::Jsonl,
+            RunFormat::Airbyte => Self::Airbyte,
+            RunFormat::Singer => Self::Singer,
+        }
+    }
+}
+
+/// How `sluice spec|check|discover` answer (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AnswerFormat {
+    /// Sluice's own JSON (spec, discover) or text (check).
+    Sluice,
+    /// One Airbyte protocol message: SPEC, CONNECTION_STATUS or CATALOG.
+    Airbyte,
 }
 
 /// Sluice runs untrusted API connectors (WebAssembly components) in a sandbox; the host does
@@ -70,11 +101,30 @@ struct ConnectionArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print a connector's spec (name, version, config schema, auth schemes) as JSON.
-    Spec(ConnectorArg),
+    Spec {
+        #[command(flatten)]
+        connector: ConnectorArg,
+        /// `airbyte`: answer with an Airbyte SPEC message.
+        #[arg(long, value_enum, default_value = "sluice")]
+        format: AnswerFormat,
+    },
     /// Validate a connection file against the connector, offline.
-    Check(ConnectionArgs),
+    Check {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// `airbyte`: answer with an Airbyte CONNECTION_STATUS message (FAILED with the reason,
+        /// and exit status 0, when the connection is not valid).
+        #[arg(long, value_enum, default_value = "sluice")]
+        format: AnswerFormat,
+    },
     /// Print the hosts and streams a connector offers under a connection file, as JSON.
-    Discover(ConnectionArgs),
+    Discover {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// `airbyte`: answer with an Airbyte CATALOG message.
+        #[arg(long, value_enum, default_value = "sluice")]
+        format: AnswerFormat,
+    },
     /// Sync streams: fetch, write JSON lines per stream, checkpoint after every page.
     Run {
         #[command(flatten)]
@@ -94,6 +144,10 @@ enum Command {
         /// Print the run summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Where records go: `jsonl` files in --output, or `airbyte`/`singer` messages on
+        /// stdout (the summary then goes to stderr, or into an Airbyte LOG message).
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: RunFormat,
         /// Keep every response the connector is handed, with its request (never the
         /// credential), in DIR/<connection>/<run>/<stream>.jsonl.gz, for `sluice replay`.
         #[arg(long, value_name = "DIR")]
@@ -283,51 +337,52 @@ pub fn main() -> ExitCode {
 
 async fn execute(command: Command) -> Result<()> {
     match command {
-        Command::Spec(ConnectorArg { connector }) => {
+        Command::Spec {
+            connector: ConnectorArg { connector },
+            format,
+        } => {
             let runtime = Runtime::new()?;
             let connector = Connector::load(&runtime, &connector)?;
             let spec = connector.spec(&runtime, &Limits::default()).await?;
-            print_json(&spec)
-        }
-        Command::Check(args) => {
-            let (runtime, connector, connection) = load(&args)?;
-            let spec = connector.spec(&runtime, &connection.limits).await?;
-            connection.validate_config(connector.name(), &spec.config_schema)?;
-            connection.check_auth_scheme(connector.name(), &spec.auth_schemes)?;
-            if let Some(auth) = &connection.auth {
-                // Every secret must be readable now; nothing is sent.
-                auth.resolve(crate::http::AllowedHosts::parse(&[] as &[String])?)?;
+            match format {
+                AnswerFormat::Sluice => print_json(&spec),
+                AnswerFormat::Airbyte => {
+                    // Whether any stream can sync incrementally is known only under a config.
+                    print_message(&messages::airbyte_spec(&spec.config_schema, true))
+                }
             }
-            connection.tls.resolve()?;
-            connector
-                .check(&runtime, &connection.limits, connection.config_json())
-                .await?;
-            let catalog = connector
-                .discover(&runtime, &connection.limits, connection.config_json())
-                .await?;
-            println!(
-                "ok: `{}` is a valid connection for connector `{}` ({} stream{}: {})",
-                connection.path.display(),
-                connector.name(),
-                catalog.streams.len(),
-                if catalog.streams.len() == 1 { "" } else { "s" },
-                catalog
-                    .streams
-                    .iter()
-                    .map(|stream| stream.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        }
+        Command::Check {
+            connection: args,
+            format: AnswerFormat::Airbyte,
+        } => {
+            let message = match check(&args).await {
+                Ok(summary) => messages::airbyte_connection_status(Ok(&summary)),
+                Err(error) => messages::airbyte_connection_status(Err(&format!("{error:#}"))),
+            };
+            print_message(&message)
+        }
+        Command::Check {
+            connection: args,
+            format: AnswerFormat::Sluice,
+        } => {
+            println!("{}", check(&args).await?);
             Ok(())
         }
-        Command::Discover(args) => {
+        Command::Discover {
+            connection: args,
+            format,
+        } => {
             let (runtime, connector, connection) = load(&args)?;
             let spec = connector.spec(&runtime, &connection.limits).await?;
             connection.validate_config(connector.name(), &spec.config_schema)?;
             let catalog = connector
                 .discover(&runtime, &connection.limits, connection.config_json())
                 .await?;
-            print_json(&catalog)
+            match format {
+                AnswerFormat::Sluice => print_json(&catalog),
+                AnswerFormat::Airbyte => print_message(&messages::airbyte_catalog(&catalog)),
+            }
         }
         Command::Run {
             connection,
@@ -336,6 +391,7 @@ async fn execute(command: Command) -> Result<()> {
             streams,
             full_refresh,
             json,
+            format,
             archive,
             archive_format,
         } => {
@@ -345,6 +401,7 @@ async fn execute(command: Command) -> Result<()> {
                 output_dir: output,
                 streams,
                 full_refresh,
+                format: format.into(),
                 archive: archive.map(|dir| crate::archive::ArchiveTarget {
                     dir,
                     compression: match archive_format {
@@ -360,7 +417,9 @@ async fn execute(command: Command) -> Result<()> {
                 Err(sync::Error::StreamsFailed { summary, .. }) => Some(summary.as_ref()),
                 Err(_) => None,
             };
-            if let Some(summary) = summary {
+            if format != RunFormat::Jsonl {
+                report_run(format, json, summary, &outcome)?;
+            } else if let Some(summary) = summary {
                 if json {
                     print_json(summary)?;
                 } else {
@@ -760,6 +819,101 @@ async fn state(action: StateAction) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Validates a connection file against its connector, offline, and says what it offers.
+async fn check(args: &ConnectionArgs) -> Result<String> {
+    let (runtime, connector, connection) = load(args)?;
+    let spec = connector.spec(&runtime, &connection.limits).await?;
+    connection.validate_config(connector.name(), &spec.config_schema)?;
+    connection.check_auth_scheme(connector.name(), &spec.auth_schemes)?;
+    if let Some(auth) = &connection.auth {
+        // Every secret must be readable now; nothing is sent.
+        auth.resolve(crate::http::AllowedHosts::parse(&[] as &[String])?)?;
+    }
+    connection.tls.resolve()?;
+    connector
+        .check(&runtime, &connection.limits, connection.config_json())
+        .await?;
+    let catalog = connector
+        .discover(&runtime, &connection.limits, connection.config_json())
+        .await?;
+    Ok(format!(
+        "ok: `{}` is a valid connection for connector `{}` ({} stream{}: {})",
+        connection.path.display(),
+        connector.name(),
+        catalog.streams.len(),
+        if catalog.streams.len() == 1 { "" } else { "s" },
+        catalog
+            .streams
+            .iter()
+            .map(|stream| stream.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Writes one protocol message as a line on stdout.
+fn print_message(message: &serde_json::Value) -> Result<()> {
+    messages::write_stdout(&format!("{message}\n"))?;
+    Ok(())
+}
+
+/// Error kinds an operator fixes in the connection file or its credentials (Airbyte's
+/// `config_error`); every other failure is a `system_error`.
+fn is_config_error(kind: &str) -> bool {
+    matches!(
+        kind,
+        "config"
+            | "secret"
+            | "unknown_stream"
+            | "unsupported_sync_mode"
+            | "reauthorization_required"
+    )
+}
+
+/// The end of `sluice run --format airbyte|singer`: stdout carries only protocol messages, so
+/// the summary goes into an Airbyte LOG message (Singer: stderr), and each failure into an
+/// Airbyte TRACE error.
+fn report_run(
+    format: RunFormat,
+    json: bool,
+    summary: Option<&RunSummary>,
+    outcome: &Result<RunSummary, sync::Error>,
+) -> Result<()> {
+    let text = match summary {
+        Some(summary) if json => serde_json::to_string(summary).context("cannot render JSON")?,
+        Some(summary) => render_summary(summary),
+        None => String::new(),
+    };
+    if format == RunFormat::Airbyte {
+        if !text.is_empty() {
+            print_message(&messages::airbyte_log("INFO", text.trim_end()))?;
+        }
+        match outcome {
+            Ok(_) => {}
+            Err(sync::Error::StreamsFailed { summary, .. }) => {
+                for stream in &summary.streams {
+                    if let Some(error) = &stream.error {
+                        let message = format!("stream `{}`: {error}", stream.name);
+                        let config = stream.error_kind.is_some_and(is_config_error);
+                        print_message(&messages::airbyte_error_trace(&message, config))?;
+                    }
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let config = is_config_error(error.kind());
+                print_message(&messages::airbyte_error_trace(&message, config))?;
+            }
+        }
+    } else if !text.is_empty() {
+        eprint!("{text}");
+        if !text.ends_with('\n') {
+            eprintln!();
+        }
+    }
+    Ok(())
 }
 
 fn load(args: &ConnectionArgs) -> Result<(Runtime, Connector, Connection)> {

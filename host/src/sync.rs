@@ -49,6 +49,9 @@ pub struct RunOptions {
     /// Replay: answer the connector from this archived run directory instead of the network.
     /// No transport is built and no credential is resolved.
     pub replay: Option<PathBuf>,
+    /// Where records go: JSON-lines files in `output_dir` (default), or Airbyte/Singer
+    /// messages on stdout (checkpoints are kept either way).
+    pub format: sink::Format,
 }
 
 /// How a stream's sync started.
@@ -612,7 +615,16 @@ impl StreamSync<'_> {
             None
         };
 
-        let mut sink = JsonlSink::open(&self.summary.output, origin.output.offset_bytes)?;
+        let mut sink = sink::Output::open(
+            self.options.format,
+            &sink::StreamOutput {
+                name: &self.stream.name,
+                json_schema: &self.stream.json_schema,
+                primary_key: &self.stream.primary_key,
+                path: &self.summary.output,
+            },
+            origin.output.offset_bytes,
+        )?;
         let mut position = origin.output;
         let mut state = origin.state;
         let context = origin.context;
@@ -748,11 +760,11 @@ impl StreamSync<'_> {
                 position.dead_letter_bytes = dead_letters.append_durably(&checked.dead_letters)?;
                 self.summary.dead_letters += checked.dead_count;
             }
-            position.offset_bytes = sink.append_durably(&lines)?;
-            position.records += records;
             if let Some(new_state) = page.state {
                 state = Some(new_state);
             }
+            position.offset_bytes = sink.append_page(&lines, state.as_deref())?;
+            position.records += records;
             // 2. ... then the checkpoint that covers them, with their seen-index entries.
             let pending = (page.next != Next::Done).then_some(&page.next);
             let written = seen
@@ -788,7 +800,7 @@ impl StreamSync<'_> {
         self.summary.records_total = position.records;
         self.summary.duplicates_skipped = seen.as_ref().map_or(0, SeenFilter::skipped);
         self.summary.schema_drift = schema.drift();
-        if origin.dedup {
+        if origin.dedup && sink.is_file() {
             let latest = self
                 .options
                 .output_dir

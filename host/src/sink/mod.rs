@@ -1,12 +1,89 @@
-//! Where records go. Today: one JSON-lines file per stream. A sink knows nothing about wasm;
-//! it appends validated records, makes them durable, and can be cut back to a committed
-//! position so that a resumed sync never duplicates output.
+//! Where records go: one JSON-lines file per stream (the default), or protocol messages on
+//! stdout (Airbyte or Singer). A sink knows nothing about wasm; it appends validated records,
+//! makes them durable, and can be cut back to a committed position so that a resumed sync
+//! never duplicates output.
 
 mod jsonl;
+pub mod messages;
 
 pub use jsonl::JsonlSink;
+pub use messages::MessageWriter;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The form of a run's output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// `<output dir>/<stream>.jsonl`, one record per line.
+    #[default]
+    Jsonl,
+    /// Airbyte protocol messages on stdout (`RECORD`, `STATE`, `LOG`, `TRACE`).
+    Airbyte,
+    /// Singer messages on stdout (`SCHEMA`, `RECORD`, `STATE`).
+    Singer,
+}
+
+/// A stream's output: its JSON-lines file, or protocol messages on stdout.
+pub enum Output {
+    /// The JSON-lines file.
+    Jsonl(JsonlSink),
+    /// Messages on stdout; no file is written.
+    Stdout(MessageWriter),
+}
+
+/// What a stream's output needs to know about it.
+pub struct StreamOutput<'a> {
+    /// The stream's name.
+    pub name: &'a str,
+    /// Its JSON schema (Singer's `SCHEMA` message).
+    pub json_schema: &'a serde_json::Value,
+    /// JSON pointers of its primary key (Singer's `key_properties`).
+    pub primary_key: &'a [String],
+    /// The JSON-lines file.
+    pub path: &'a Path,
+}
+
+impl Output {
+    /// Opens the output of `stream` in `format`, cut back to `committed_bytes` for a file.
+    pub fn open(
+        format: Format,
+        stream: &StreamOutput<'_>,
+        committed_bytes: u64,
+    ) -> Result<Self, Error> {
+        match format {
+            Format::Jsonl => Ok(Self::Jsonl(JsonlSink::open(stream.path, committed_bytes)?)),
+            Format::Airbyte | Format::Singer => Ok(Self::Stdout(MessageWriter::open(
+                format,
+                stream.name,
+                stream.json_schema,
+                stream.primary_key,
+                committed_bytes,
+            )?)),
+        }
+    }
+
+    /// Whether the output is the JSON-lines file.
+    pub fn is_file(&self) -> bool {
+        matches!(self, Self::Jsonl(_))
+    }
+
+    /// Appends one page of JSON lines and makes it durable (file: synced; stdout: written with
+    /// a `STATE` message carrying `state`, and flushed). Returns the offset to checkpoint.
+    pub fn append_page(&mut self, lines: &str, state: Option<&str>) -> Result<u64, Error> {
+        match self {
+            Self::Jsonl(sink) => sink.append_durably(lines),
+            Self::Stdout(writer) => writer.write_page(lines, state),
+        }
+    }
+
+    /// Discards earlier output (a full refresh). Stdout output cannot be taken back: no-op.
+    pub fn reset(&mut self) -> Result<(), Error> {
+        match self {
+            Self::Jsonl(sink) => sink.reset(),
+            Self::Stdout(_) => Ok(()),
+        }
+    }
+}
 
 /// Errors of the output sinks.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +94,12 @@ pub enum Error {
     Io {
         /// The file.
         path: PathBuf,
+        /// The I/O error (part of the message, so not also a `source`).
+        error: std::io::Error,
+    },
+    /// Messages could not be written to stdout (`--format airbyte|singer`).
+    #[error("cannot write messages to stdout: {error}")]
+    Stdout {
         /// The I/O error (part of the message, so not also a `source`).
         error: std::io::Error,
     },
