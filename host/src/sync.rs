@@ -641,7 +641,10 @@ impl StreamSync<'_> {
                 let first = session
                     .begin(config, &self.stream.name, state.as_deref(), &context)
                     .await?;
-                if origin.start == Start::Fresh && position.offset_bytes > 0 {
+                // (Records without bytes: stdout output, which has no file position.)
+                if origin.start == Start::Fresh
+                    && (position.offset_bytes > 0 || position.records > 0)
+                {
                     // A full refresh replaces earlier output: commit "nothing written yet"
                     // first, so a crash right after the cut cannot leave a checkpoint that
                     // points past the end of the file.

@@ -15,6 +15,7 @@ mod crash_oracle;
 mod crash_resume;
 mod egress;
 mod exactly_once;
+mod formats;
 mod github;
 mod hostile;
 mod incremental;
