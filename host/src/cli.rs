@@ -346,9 +346,9 @@ async fn execute(command: Command) -> Result<()> {
             let spec = connector.spec(&runtime, &Limits::default()).await?;
             match format {
                 AnswerFormat::Sluice => print_json(&spec),
+                // Which streams sync incrementally is known only under a config (CATALOG).
                 AnswerFormat::Airbyte => {
-                    // Whether any stream can sync incrementally is known only under a config.
-                    print_message(&messages::airbyte_spec(&spec.config_schema, true))
+                    print_message(&messages::airbyte_spec(&spec.config_schema))
                 }
             }
         }

@@ -173,14 +173,8 @@ pub fn airbyte_error_trace(message: &str, config_error: bool) -> Value {
 }
 
 /// Airbyte `SPEC` message for a connector whose config follows `config_schema`.
-pub fn airbyte_spec(config_schema: &Value, supports_incremental: bool) -> Value {
-    json!({
-        "type": "SPEC",
-        "spec": {
-            "connectionSpecification": config_schema,
-            "supportsIncremental": supports_incremental,
-        },
-    })
+pub fn airbyte_spec(config_schema: &Value) -> Value {
+    json!({"type": "SPEC", "spec": {"connectionSpecification": config_schema}})
 }
 
 /// Airbyte `CONNECTION_STATUS` message: `SUCCEEDED`, or `FAILED` with why.
