@@ -69,7 +69,7 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Only errors on stderr.
+    /// Only errors on stderr (no progress display).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
     /// Format of log lines on stderr.
@@ -126,6 +126,9 @@ enum Command {
         format: AnswerFormat,
     },
     /// Sync streams: fetch, write JSON lines per stream, checkpoint after every page.
+    ///
+    /// Progress goes to stderr: live per-stream lines on a terminal, otherwise a log line per
+    /// stream every few seconds and when it ends; none with `--quiet`.
     Run {
         #[command(flatten)]
         connection: ConnectionArgs,
@@ -326,7 +329,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(cli.command)) {
+    let progress = Ui {
+        quiet: cli.quiet,
+        log_format: cli.log_format,
+    };
+    match runtime.block_on(execute(cli.command, progress)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -335,7 +342,34 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn execute(command: Command) -> Result<()> {
+/// How the CLI talks to the operator on stderr.
+#[derive(Debug, Clone, Copy)]
+struct Ui {
+    quiet: bool,
+    log_format: LogFormat,
+}
+
+/// How often a plain progress line is logged per running stream, when stderr is no terminal.
+const PROGRESS_LINE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Ui {
+    /// `sluice run`'s progress display: live bars when stderr is a terminal (and logs are text),
+    /// plain periodic log lines otherwise, nothing with `--quiet`.
+    fn progress(self) -> Option<crate::progress::SharedProgress> {
+        use std::io::IsTerminal as _;
+        if self.quiet {
+            None
+        } else if self.log_format == LogFormat::Text && std::io::stderr().is_terminal() {
+            Some(std::sync::Arc::new(crate::progress::terminal::Bars::new()))
+        } else {
+            Some(std::sync::Arc::new(crate::progress::PlainLines::new(
+                PROGRESS_LINE_INTERVAL,
+            )))
+        }
+    }
+}
+
+async fn execute(command: Command, ui: Ui) -> Result<()> {
     match command {
         Command::Spec {
             connector: ConnectorArg { connector },
@@ -409,6 +443,7 @@ async fn execute(command: Command) -> Result<()> {
                         ArchiveFormat::Jsonl => crate::archive::Compression::None,
                     },
                 }),
+                progress: ui.progress(),
                 ..RunOptions::default()
             };
             let outcome = sync::run(&runtime, &connector, &connection, &options).await;

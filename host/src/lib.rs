@@ -11,7 +11,7 @@
 //! - [`checkpoint`] and [`sink`]: durable state and output, committed in the order that makes
 //!   resume exact.
 //! - [`sync`]: the loop that ties one stream together; the only place that knows that order.
-//! - [`config`], [`cli`], [`demo`], [`inspect`]: the operator's edge.
+//! - [`config`], [`cli`], [`demo`], [`inspect`], [`progress`]: the operator's edge.
 
 pub mod archive;
 pub mod bundled;
@@ -24,6 +24,7 @@ pub mod demo;
 pub mod host_impl;
 pub mod http;
 pub mod inspect;
+pub mod progress;
 pub mod protocol;
 pub mod rate_limit;
 pub mod retry;

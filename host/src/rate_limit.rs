@@ -531,6 +531,16 @@ impl RateLimiter {
     /// cell of the host's quota (which it takes). Returns how long it waited. Fails without
     /// waiting when the wait would exceed `max_wait_ms`.
     pub async fn acquire(&self, host: &str) -> Result<Duration, WaitTooLong> {
+        self.acquire_with(host, &|_, _| {}).await
+    }
+
+    /// [`acquire`](Self::acquire), telling `on_wait` of each wait before it starts: how long,
+    /// and why (`retry_after`, `remaining_0` or `quota`).
+    pub async fn acquire_with(
+        &self,
+        host: &str,
+        on_wait: &(dyn Fn(Duration, &'static str) + Send + Sync),
+    ) -> Result<Duration, WaitTooLong> {
         let started = Instant::now();
         let mut announced = false;
         let mut waited = false;
@@ -581,6 +591,7 @@ impl RateLimiter {
                     "Waiting for the rate limit."
                 );
             }
+            on_wait(wait, reason);
             tokio::time::sleep(wait).await;
             waited = true;
         }

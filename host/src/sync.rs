@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// Where records go: JSON-lines files in `output_dir` (default), or Airbyte/Singer
     /// messages on stdout (checkpoints are kept either way).
     pub format: sink::Format,
+    /// Where to report progress (pages, waits, retries) as the run goes; `None`: nowhere.
+    pub progress: Option<crate::progress::SharedProgress>,
 }
 
 /// How a stream's sync started.
@@ -332,7 +334,8 @@ async fn run_inner(
                 spec.rate_limit,
                 Some(store),
             )?
-            .with_shared_budgets(options.rate_budgets.clone()),
+            .with_shared_budgets(options.rate_budgets.clone())
+            .with_progress(options.progress.clone()),
         ),
     };
     let archive_run = options.archive.as_ref().map(|target| {
@@ -400,6 +403,15 @@ async fn run_inner(
             error => error,
         };
         let mut summary = sync.summary;
+        if let Some(progress) = &options.progress {
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            progress.event(&crate::progress::Event::StreamFinished {
+                stream: &stream.name,
+                records: summary.records,
+                pages: summary.pages,
+                error: error.as_deref(),
+            });
+        }
         if let Err(error) = outcome {
             tracing::info!(stream = %stream.name, error = %error, "Stream failed; its last checkpoint is intact.");
             failures.push((stream.name.clone(), error.to_string()));
@@ -581,6 +593,12 @@ impl StreamSync<'_> {
         &self.connection.limits
     }
 
+    fn report(&self, event: &crate::progress::Event<'_>) {
+        if let Some(progress) = &self.options.progress {
+            progress.event(event);
+        }
+    }
+
     async fn run(&mut self) -> Result<(), Error> {
         let key = StreamKey::new(&self.connection.name, &self.stream.name);
         let origin = self.origin(self.store.load(&key)?)?;
@@ -588,6 +606,9 @@ impl StreamSync<'_> {
         self.summary.mode = origin.mode;
         self.summary.dedup = origin.dedup;
         tracing::info!(start = %origin.start, "Stream sync starting.");
+        self.report(&crate::progress::Event::StreamStarted {
+            stream: &self.stream.name,
+        });
         // The seen index guards incremental streams, whose lookback windows re-read records.
         let mut seen = match origin.mode {
             SyncMode::Incremental => SeenFilter::new(&self.stream.primary_key),
@@ -712,6 +733,11 @@ impl StreamSync<'_> {
                     // Asking again after a back-off is what a back-off is for.
                     let wait_ms = wait_ms.min(self.limits().max_back_off_ms);
                     tracing::info!(wait_ms, "Connector asked to back off; waiting.");
+                    self.report(&crate::progress::Event::Waiting {
+                        host: None,
+                        reason: crate::progress::WaitReason::BackOff,
+                        until: Instant::now() + Duration::from_millis(wait_ms),
+                    });
                     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
                     request
                 }
@@ -791,6 +817,11 @@ impl StreamSync<'_> {
             self.summary.records += records;
             self.summary.records_total = position.records;
             tracing::debug!(records, total = position.records, "Page committed.");
+            self.report(&crate::progress::Event::PageCommitted {
+                stream: &self.stream.name,
+                records: self.summary.records,
+                pages: self.summary.pages,
+            });
             next = page.next;
         }
         self.summary.guest_log_lines_dropped = session.dropped_log_lines();

@@ -21,14 +21,17 @@ pub fn init(verbosity: i8, format: LogFormat) {
     // output is enormous (cranelift traces every compiled function) and of no use to operators.
     let default = match verbosity {
         i8::MIN..=-1 => "error".to_owned(),
-        0 => "warn".to_owned(),
+        0 => format!("warn,{}=info", crate::progress::TARGET),
         _ => {
             let level = match verbosity {
                 1 => "info",
                 2 => "debug",
                 _ => "trace",
             };
-            format!("warn,sluice_host={level},guest={level}")
+            format!(
+                "warn,sluice_host={level},guest={level},{}=info",
+                crate::progress::TARGET
+            )
         }
     };
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(&default));

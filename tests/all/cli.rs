@@ -197,6 +197,33 @@ fn check_and_discover_rest() {
 }
 
 /// `sluice state ...` with this workspace's `--state` (and the given arguments).
+/// With stderr not a terminal (a pipe here), `sluice run` reports progress as plain log lines,
+/// at least one per stream when it ends, naming it and its record count; `--quiet` has none.
+#[test]
+fn run_logs_plain_progress_lines_when_stderr_is_no_terminal() {
+    let mock = MockApi::start(60);
+    let ws = Workspace::new();
+    ws.write(&rest_connection(
+        &mock,
+        vec![rest_stream("items", Style::Offset, 25)],
+    ));
+    let output = ws.run_output("rest");
+    output.assert_success();
+    assert!(
+        output
+            .stderr
+            .lines()
+            .any(|line| line.contains("stream `items`: done")
+                && line.contains("60 records")
+                && line.contains("3 pages")),
+        "{output}"
+    );
+
+    let quiet = sluice().cmd(ws.run_args("rest")).args(["--quiet"]).output();
+    quiet.assert_success();
+    assert!(!quiet.stderr.contains("stream `items`"), "{quiet}");
+}
+
 fn state_cmd(ws: &Workspace, action: &str, args: &[&str]) -> sluice_tests::cli::CmdOutput {
     let state = ws.state().display().to_string();
     let mut all = vec!["state", action, "--state", state.as_str()];

@@ -16,6 +16,7 @@ use super::{
     EgressPolicy, Error, HttpRequest, HttpResponse, HttpSettings, MAX_MAX_RESPONSE_BYTES,
     RequestProblem, ResolvedTls, body, display_url,
 };
+use crate::progress::{Event, SharedProgress, WaitReason};
 use crate::protocol::RateLimitHint;
 use crate::rate_limit::{LONG_WAIT, RateLimitConfig, RateLimiter, ServerSignal, SharedBudget};
 use crate::retry::{self, AttemptReport, Classify, Outcome, RetryAction, RetryPolicy, RetryReason};
@@ -109,6 +110,7 @@ pub struct Transport {
     rate_limit: RateLimiter,
     shared_budgets: Vec<SharedBudget>,
     counters: Counters,
+    progress: Option<SharedProgress>,
 }
 
 impl Transport {
@@ -204,6 +206,7 @@ impl Transport {
             rate_limit,
             shared_budgets: Vec::new(),
             counters: Counters::default(),
+            progress: None,
         })
     }
 
@@ -219,6 +222,23 @@ impl Transport {
     pub fn with_shared_budgets(mut self, budgets: Vec<SharedBudget>) -> Self {
         self.shared_budgets = budgets;
         self
+    }
+
+    /// Reports rate-limit waits and retries to `progress`.
+    pub fn with_progress(mut self, progress: Option<SharedProgress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Tells the progress sink, if any, that requests to `host` wait `wait` for `reason`.
+    fn report_wait(&self, host: &str, wait: Duration, reason: WaitReason<'_>) {
+        if let Some(progress) = &self.progress {
+            progress.event(&Event::Waiting {
+                host: Some(host),
+                reason,
+                until: std::time::Instant::now() + wait,
+            });
+        }
     }
 
     /// The per-host rate limiter.
@@ -354,9 +374,16 @@ impl Transport {
         loop {
             let shown = display_url(&url);
             let host = display_host(&url);
-            let mut waited = self.rate_limit.acquire(&host).await?;
+            let on_wait = |wait: Duration, reason: &'static str| {
+                let reason = match reason {
+                    "quota" => WaitReason::Quota,
+                    _ => WaitReason::RateLimited,
+                };
+                self.report_wait(&host, wait, reason);
+            };
+            let mut waited = self.rate_limit.acquire_with(&host, &on_wait).await?;
             for budget in self.shared_budgets.iter().filter(|b| b.applies_to(&host)) {
-                waited += budget.limiter().acquire(&host).await?;
+                waited += budget.limiter().acquire_with(&host, &on_wait).await?;
             }
             if !waited.is_zero() {
                 let waited_ms = millis(waited);
@@ -555,6 +582,13 @@ impl Transport {
                     RetryReason::Failure => failure.unwrap_or("failure").to_owned(),
                 };
                 self.counters.retried(&cause);
+                if let Some(progress) = &self.progress {
+                    progress.event(&Event::Retry {
+                        host,
+                        cause: &cause,
+                    });
+                    self.report_wait(host, wait, WaitReason::Retry { cause: &cause });
+                }
                 self.counters
                     .waited_ms
                     .fetch_add(wait_ms, Ordering::Relaxed);
