@@ -550,7 +550,7 @@ async fn execute(command: Command, ui: Ui) -> Result<()> {
             sdk,
             sdk_git,
         } => crate::scaffold::run(&name, dir.as_deref(), sdk.as_deref(), sdk_git.as_deref()),
-        Command::Demo { dir } => crate::demo::run(&dir).await,
+        Command::Demo { dir } => crate::demo::run(&dir, ui.progress()).await,
     }
 }
 

@@ -23,8 +23,8 @@ pub const NEW_ORDERS_PER_RUN: u64 = 25;
 /// Port the demo API prefers, so an interrupted demo can resume against the same URLs.
 pub const DEMO_PORT: u16 = 47_878;
 
-/// Runs the demo in `dir` (created if needed).
-pub async fn run(dir: &Path) -> Result<()> {
+/// Runs the demo in `dir` (created if needed), reporting each sync's progress to `progress`.
+pub async fn run(dir: &Path, progress: Option<crate::progress::SharedProgress>) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the demo directory `{}`", dir.display()))?;
     let orders = next_order_count(dir)?;
@@ -55,6 +55,7 @@ pub async fn run(dir: &Path) -> Result<()> {
         output_dir: dir.join("output"),
         streams: Vec::new(),
         full_refresh: false,
+        progress,
         ..Default::default()
     };
     let summary = sync::run(&runtime, &connector, &connection, &options).await?;
