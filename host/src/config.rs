@@ -99,6 +99,40 @@ struct RawConnection {
     /// Per-stream settings, by stream name.
     #[serde(default)]
     streams: BTreeMap<String, StreamSettings>,
+    /// How often progress is committed.
+    #[serde(default)]
+    checkpoint: CheckpointSettings,
+}
+
+/// How often a stream's progress is committed (output made durable, then the checkpoint
+/// written): `[checkpoint]` in the connection file.
+///
+/// Exactness does not depend on it: whatever lies past the last checkpoint is cut off on the
+/// next start and fetched again. Committing less often saves an fsync per page on small, fast
+/// pages at the price of re-fetching more after a crash.
+///
+/// ```toml
+/// [checkpoint]
+/// every_pages = 50     # commit after at most 50 pages ...
+/// every_ms = 1000      # ... or once a second has passed since the last commit
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSettings {
+    /// Commit after at most this many pages (default 1: every page).
+    pub every_pages: u64,
+    /// Also commit once this many milliseconds have passed since the last commit, even while
+    /// waiting for the next page (default 0: no time trigger).
+    pub every_ms: u64,
+}
+
+impl Default for CheckpointSettings {
+    fn default() -> Self {
+        Self {
+            every_pages: 1,
+            every_ms: 0,
+        }
+    }
 }
 
 /// How the operator wants one stream synced: `[streams.<name>]` in the connection file.
@@ -166,6 +200,8 @@ pub struct Connection {
     pub tls: TlsConfig,
     /// `[streams.<name>]`: per-stream sync mode and schema policy.
     pub streams: BTreeMap<String, StreamSettings>,
+    /// `[checkpoint]`: how often progress is committed.
+    pub checkpoint: CheckpointSettings,
 }
 
 impl Connection {
@@ -202,6 +238,14 @@ impl Connection {
             detail: format!("[config] cannot be expressed as JSON: {error}"),
         })?;
         let config_json = connector_config.to_string();
+        if raw.checkpoint.every_pages == 0 {
+            return Err(Error::Parse {
+                path: path.to_owned(),
+                detail:
+                    "[checkpoint] every_pages = 0: it must be at least 1 (1 commits every page)"
+                        .to_owned(),
+            });
+        }
         Ok(Self {
             name,
             path: path.to_owned(),
@@ -213,6 +257,7 @@ impl Connection {
             auth: raw.auth,
             tls: raw.tls.unwrap_or_default(),
             streams: raw.streams,
+            checkpoint: raw.checkpoint,
         })
     }
 

@@ -22,8 +22,10 @@ use crate::checkpoint::{self, CheckpointStore, RecordDigest, StreamKey};
 #[derive(Debug)]
 pub struct SeenFilter {
     pointers: Vec<String>,
-    /// Entries of the page being filtered, committed with its checkpoint.
+    /// Entries of the pages filtered since the last commit, committed with the next checkpoint.
     pending: Vec<(String, RecordDigest)>,
+    /// The latest digest of each key in `pending`.
+    uncommitted: HashMap<String, RecordDigest>,
     /// Records dropped as already written, in this sync.
     skipped: u64,
 }
@@ -34,6 +36,7 @@ impl SeenFilter {
         (!pointers.is_empty()).then(|| Self {
             pointers: pointers.to_vec(),
             pending: Vec::new(),
+            uncommitted: HashMap::new(),
             skipped: 0,
         })
     }
@@ -54,13 +57,7 @@ impl SeenFilter {
                 .and_then(|record| primary_key_of(&record, &self.pointers));
             if let Some(primary_key) = primary_key {
                 let digest = digest(line);
-                let in_page = self
-                    .pending
-                    .iter()
-                    .rev()
-                    .find(|(pk, _)| *pk == primary_key)
-                    .map(|(_, digest)| *digest);
-                let last = match in_page {
+                let last = match self.uncommitted.get(&primary_key).copied() {
                     Some(digest) => Some(digest),
                     None => store.seen(key, &primary_key)?,
                 };
@@ -68,6 +65,7 @@ impl SeenFilter {
                     self.skipped += 1;
                     continue;
                 }
+                self.uncommitted.insert(primary_key.clone(), digest);
                 self.pending.push((primary_key, digest));
             }
             kept.push_str(line);
@@ -77,8 +75,9 @@ impl SeenFilter {
         Ok((kept, count))
     }
 
-    /// The entries to commit with the current page's checkpoint; the page is then done.
+    /// The entries to commit with the next checkpoint; they are then the store's.
     pub fn take_pending(&mut self) -> Vec<(String, RecordDigest)> {
+        self.uncommitted.clear();
         std::mem::take(&mut self.pending)
     }
 

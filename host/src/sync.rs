@@ -26,6 +26,10 @@ use crate::schema::{self, FieldDrift, SchemaChecker, SchemaSource};
 use crate::secrets::ResolveOptions;
 use crate::sink::{self, JsonlSink};
 
+mod committer;
+
+use committer::Committer;
+
 /// What to sync and where.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -232,6 +236,9 @@ pub enum Error {
         /// The stream.
         stream: String,
     },
+    /// A bug in Sluice itself (a task of the sync failed); the last checkpoint is intact.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
     /// Some streams failed; the others completed. Checkpoints of failed streams are intact.
     #[error("{}", describe_failures(failures, *total))]
     StreamsFailed {
@@ -265,6 +272,7 @@ impl Error {
             Error::UnsupportedMode { .. } => "unsupported_sync_mode",
             Error::Schema(error) => error.kind(),
             Error::CursorCycle { .. } => "cursor_cycle",
+            Error::Internal(_) => "internal",
             Error::StreamsFailed { .. } => "streams_failed",
         }
     }
@@ -610,17 +618,16 @@ impl StreamSync<'_> {
             stream: &self.stream.name,
         });
         // The seen index guards incremental streams, whose lookback windows re-read records.
-        let mut seen = match origin.mode {
+        let seen = match origin.mode {
             SyncMode::Incremental => SeenFilter::new(&self.stream.primary_key),
             SyncMode::FullRefresh => None,
         };
         let fresh = origin.start == Start::Fresh;
-        let mut guard = CursorGuard::default();
         let policy = self
             .connection
             .stream_settings(&self.stream.name)
             .schema_policy;
-        let mut schema = SchemaChecker::new(&self.stream.name, &self.stream.json_schema, policy)?;
+        let schema = SchemaChecker::new(&self.stream.name, &self.stream.json_schema, policy)?;
         self.summary.schema = Some(schema.source());
         let dead_letter_path = self
             .options
@@ -647,7 +654,7 @@ impl StreamSync<'_> {
             origin.output.offset_bytes,
         )?;
         let mut position = origin.output;
-        let mut state = origin.state;
+        let state = origin.state;
         let context = origin.context;
         let mode = origin.mode;
         let config = self.connection.config_json();
@@ -656,7 +663,7 @@ impl StreamSync<'_> {
             .session(self.runtime, self.limits(), context.started_at_ms)
             .await?;
 
-        let mut next = match origin.pending {
+        let next = match origin.pending {
             Some(pending) => pending,
             None => {
                 let first = session
@@ -707,6 +714,85 @@ impl StreamSync<'_> {
             }
         };
 
+        let mut committer = Committer::spawn(committer::Writer {
+            connector: self.connector.name().to_owned(),
+            limits: self.limits().clone(),
+            store: self.store.clone(),
+            key: key.clone(),
+            mode,
+            context: context.clone(),
+            state: state.clone(),
+            position,
+            files: Some(committer::Files {
+                sink,
+                dead_letters: dead_letter_sink,
+                dead_letter_path,
+            }),
+            schema,
+            seen,
+            every: self.connection.checkpoint,
+        });
+        let read = self
+            .read_pages(&mut session, &mut committer, next, state, &context, config)
+            .await;
+        // Whatever ended the reading, the pages already checked and written are committed.
+        let finished = committer.finish().await;
+        read?;
+        let finished = finished?;
+        let position = finished.position;
+        self.summary.guest_log_lines_dropped = session.dropped_log_lines();
+        if session.dropped_log_lines() > 0 {
+            tracing::warn!(
+                dropped = session.dropped_log_lines(),
+                "Connector exceeded its log budget; lines were dropped."
+            );
+        }
+        self.summary.records_total = position.records;
+        self.summary.duplicates_skipped = finished.duplicates_skipped;
+        self.summary.schema_drift = finished.schema.drift();
+        if origin.dedup && finished.is_file {
+            let latest = self
+                .options
+                .output_dir
+                .join(format!("{}.latest.jsonl", self.stream.name));
+            let written = dedup::write_latest(
+                &self.summary.output,
+                position.offset_bytes,
+                &latest,
+                &self.stream.primary_key,
+            )
+            .map_err(|error| sink::Error::Io {
+                path: latest.clone(),
+                error,
+            })?;
+            tracing::info!(records = written, path = %latest.display(), "Latest version of each record written.");
+            self.summary.latest_output = Some(latest);
+        }
+        tracing::info!(
+            records = self.summary.records,
+            pages = self.summary.pages,
+            duplicates_skipped = self.summary.duplicates_skipped,
+            "Stream sync complete."
+        );
+        Ok(())
+    }
+
+    /// Reads pages from `next` on: sends each request, runs the guest on its response, and
+    /// hands the page to `committer`, which checks, writes and commits it while the next page
+    /// is fetched. Returns when the connector is done, or on the first error (the pages
+    /// handed over before it are still the committer's to commit).
+    async fn read_pages(
+        &mut self,
+        session: &mut Session,
+        committer: &mut Committer,
+        mut next: Next,
+        mut state: Option<String>,
+        context: &RunContext,
+        config: &str,
+    ) -> Result<(), Error> {
+        let mut guard = CursorGuard::default();
+        // The page the committer is working on.
+        let mut in_flight: Option<committer::Pending> = None;
         loop {
             self.summary.guest_cpu_ms =
                 u64::try_from(session.cpu_used().as_millis()).unwrap_or(u64::MAX);
@@ -719,6 +805,7 @@ impl StreamSync<'_> {
                     .is_some_and(CancellationToken::is_cancelled)
             {
                 tracing::info!("Stopping at this checkpoint, as asked.");
+                self.settle(committer, in_flight.take()).await?;
                 return Err(Error::Stopped {
                     stream: self.stream.name.clone(),
                 });
@@ -730,6 +817,8 @@ impl StreamSync<'_> {
                     request
                 }
                 Next::BackOff { wait_ms, request } => {
+                    // The page that asked for it is committed before the wait.
+                    self.settle(committer, in_flight.take()).await?;
                     // Asking again after a back-off is what a back-off is for.
                     let wait_ms = wait_ms.min(self.limits().max_back_off_ms);
                     tracing::info!(wait_ms, "Connector asked to back off; waiting.");
@@ -758,7 +847,7 @@ impl StreamSync<'_> {
             let page_span = tracing::debug_span!("page", page = self.summary.pages + 1);
             let deadline = self.deadline;
             let fetch = self
-                .fetch_page(&mut session, config, &state, &context, &request)
+                .fetch_page(session, config, &state, context, &request)
                 .instrument(page_span);
             // A page cut short by the deadline is dropped whole: nothing of it was written,
             // and the session (which may have been interrupted mid-call) is discarded.
@@ -769,95 +858,55 @@ impl StreamSync<'_> {
                 },
                 None => fetch.await?,
             };
-            let received = validate_records(self.connector.name(), &page.records, self.limits())?;
             if let Some(new_state) = &page.state {
                 validate_state(self.connector.name(), new_state, self.limits())?;
+                state = Some(new_state.clone());
             }
-            guard.count_page(&self.stream.name, received, &page.next, self.limits())?;
-            let checked = schema.check_page(&page.records)?;
-            let (lines, records) = match seen.as_mut() {
-                Some(seen) => seen.filter(self.store, &key, &checked.kept)?,
-                None => (checked.kept, checked.kept_count),
-            };
+            guard.count_page(
+                &self.stream.name,
+                page.records.trim().is_empty(),
+                page.next == Next::Done,
+                self.limits(),
+            )?;
+            // One page at a time in the committer: the one before must be done first.
+            self.settle(committer, in_flight.take()).await?;
+            next = page.next.clone();
+            let pending = committer
+                .submit(committer::PageWork {
+                    records: page.records,
+                    state: page.state,
+                    next: page.next,
+                })
+                .await?;
+            in_flight = Some(pending);
+        }
+        self.settle(committer, in_flight).await
+    }
 
-            // 1. records (and dead letters) durable in their files ...
-            if checked.dead_count > 0 {
-                let dead_letters = match dead_letter_sink.as_mut() {
-                    Some(sink) => sink,
-                    None => dead_letter_sink.insert(JsonlSink::open(&dead_letter_path, 0)?),
-                };
-                position.dead_letter_bytes = dead_letters.append_durably(&checked.dead_letters)?;
-                self.summary.dead_letters += checked.dead_count;
-            }
-            if let Some(new_state) = page.state {
-                state = Some(new_state);
-            }
-            position.offset_bytes = sink.append_page(&lines, state.as_deref())?;
-            position.records += records;
-            // 2. ... then the checkpoint that covers them, with their seen-index entries.
-            let pending = (page.next != Next::Done).then_some(&page.next);
-            let written = seen
-                .as_mut()
-                .map(SeenFilter::take_pending)
-                .unwrap_or_default();
-            self.commit(
-                &key,
-                &Progress {
-                    mode,
-                    state: &state,
-                    context: &context,
-                    position: &position,
-                },
-                pending,
-                &written,
-                false,
-            )
-            .await?;
-            self.summary.pages += 1;
-            self.summary.records += records;
-            self.summary.records_total = position.records;
-            tracing::debug!(records, total = position.records, "Page committed.");
-            self.report(&crate::progress::Event::PageCommitted {
-                stream: &self.stream.name,
-                records: self.summary.records,
-                pages: self.summary.pages,
-            });
-            next = page.next;
-        }
-        self.summary.guest_log_lines_dropped = session.dropped_log_lines();
-        if session.dropped_log_lines() > 0 {
-            tracing::warn!(
-                dropped = session.dropped_log_lines(),
-                "Connector exceeded its log budget; lines were dropped."
-            );
-        }
-        self.summary.records_total = position.records;
-        self.summary.duplicates_skipped = seen.as_ref().map_or(0, SeenFilter::skipped);
-        self.summary.schema_drift = schema.drift();
-        if origin.dedup && sink.is_file() {
-            let latest = self
-                .options
-                .output_dir
-                .join(format!("{}.latest.jsonl", self.stream.name));
-            let written = dedup::write_latest(
-                &self.summary.output,
-                position.offset_bytes,
-                &latest,
-                &self.stream.primary_key,
-            )
-            .map_err(|error| sink::Error::Io {
-                path: latest.clone(),
-                error,
-            })?;
-            tracing::info!(records = written, path = %latest.display(), "Latest version of each record written.");
-            self.summary.latest_output = Some(latest);
-        }
-        tracing::info!(
-            records = self.summary.records,
-            pages = self.summary.pages,
-            duplicates_skipped = self.summary.duplicates_skipped,
-            "Stream sync complete."
+    /// Waits for the committer to be done with the page it was handed, and counts it.
+    async fn settle(
+        &mut self,
+        committer: &mut Committer,
+        in_flight: Option<committer::Pending>,
+    ) -> Result<(), Error> {
+        let Some(pending) = in_flight else {
+            return Ok(());
+        };
+        let done = committer.wait(pending).await?;
+        self.summary.pages += 1;
+        self.summary.records += done.written;
+        self.summary.dead_letters += done.dead_letters;
+        self.summary.records_total = done.records_total;
+        tracing::debug!(
+            records = done.written,
+            total = done.records_total,
+            "Page written."
         );
+        self.report(&crate::progress::Event::PageCommitted {
+            stream: &self.stream.name,
+            records: self.summary.records,
+            pages: self.summary.pages,
+        });
         Ok(())
     }
 
@@ -1114,16 +1163,16 @@ impl CursorGuard {
         }
     }
 
-    /// Counts a page of `records` that leads to `next`; fails past `max_empty_pages` empty
+    /// Counts a page, `empty` or not (`last`: the connector is done after it); fails past `max_empty_pages` empty
     /// pages in a row that still ask for more.
     fn count_page(
         &mut self,
         stream: &str,
-        records: u64,
-        next: &Next,
+        empty: bool,
+        last: bool,
         limits: &Limits,
     ) -> Result<(), Error> {
-        if records > 0 || *next == Next::Done {
+        if !empty || last {
             self.empty_in_a_row = 0;
             return Ok(());
         }

@@ -11,6 +11,8 @@ pub struct JsonlSink {
     path: PathBuf,
     file: File,
     offset_bytes: u64,
+    /// Bytes were appended since the last [`JsonlSink::sync`].
+    unsynced: bool,
 }
 
 impl JsonlSink {
@@ -53,6 +55,7 @@ impl JsonlSink {
             path: path.to_owned(),
             file,
             offset_bytes: committed_bytes,
+            unsynced: false,
         })
     }
 
@@ -86,8 +89,15 @@ impl JsonlSink {
     /// Appends already-validated JSON lines (each line one record) and makes them durable.
     /// Returns the new offset, to be recorded in the checkpoint.
     pub fn append_durably(&mut self, lines: &str) -> Result<u64, Error> {
+        self.append(lines)?;
+        self.sync()
+    }
+
+    /// Appends already-validated JSON lines without waiting for the disk; [`JsonlSink::sync`]
+    /// makes them durable before a checkpoint may cover them.
+    pub fn append(&mut self, lines: &str) -> Result<(), Error> {
         if lines.is_empty() {
-            return Ok(self.offset_bytes);
+            return Ok(());
         }
         let io = |error| Error::Io {
             path: self.path.clone(),
@@ -99,8 +109,20 @@ impl JsonlSink {
             self.file.write_all(b"\n").map_err(io)?;
             written += 1;
         }
-        self.file.sync_data().map_err(io)?;
         self.offset_bytes += written;
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable; returns the offset a checkpoint may record.
+    pub fn sync(&mut self) -> Result<u64, Error> {
+        if self.unsynced {
+            self.file.sync_data().map_err(|error| Error::Io {
+                path: self.path.clone(),
+                error,
+            })?;
+            self.unsynced = false;
+        }
         Ok(self.offset_bytes)
     }
 }

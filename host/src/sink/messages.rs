@@ -60,9 +60,8 @@ impl MessageWriter {
         self.offset_bytes
     }
 
-    /// Writes one page: a `RECORD` message per JSON line of `lines`, then a `STATE` message
-    /// with the connector's `state` (JSON text; `{}` when there is none), and flushes stdout.
-    pub fn write_page(&mut self, lines: &str, state: Option<&str>) -> Result<u64, Error> {
+    /// Writes a `RECORD` message per JSON line of `lines`.
+    pub fn write_records(&mut self, lines: &str) -> Result<(), Error> {
         let mut out = String::with_capacity(lines.len() * 2 + 128);
         let emitted_at = crate::connector::now_ms();
         for line in lines.lines().filter(|line| !line.trim().is_empty()) {
@@ -79,6 +78,13 @@ impl MessageWriter {
             out.push_str(&message.to_string());
             out.push('\n');
         }
+        write_stdout(&out)
+    }
+
+    /// Writes a `STATE` message with the connector's `state` (JSON text; `{}` when there is
+    /// none) and flushes stdout: the records before it are now the consumer's.
+    pub fn write_state(&mut self, state: Option<&str>) -> Result<u64, Error> {
+        let mut out = String::with_capacity(256);
         let state = state_value(state);
         let message = match self.format {
             Format::Singer => json!({

@@ -67,12 +67,22 @@ impl Output {
         matches!(self, Self::Jsonl(_))
     }
 
-    /// Appends one page of JSON lines and makes it durable (file: synced; stdout: written with
-    /// a `STATE` message carrying `state`, and flushed). Returns the offset to checkpoint.
-    pub fn append_page(&mut self, lines: &str, state: Option<&str>) -> Result<u64, Error> {
+    /// Appends one page of validated JSON lines (file: written, not yet synced; stdout: one
+    /// `RECORD` message each, which a consumer keeps only once a `STATE` follows).
+    pub fn write(&mut self, lines: &str) -> Result<(), Error> {
         match self {
-            Self::Jsonl(sink) => sink.append_durably(lines),
-            Self::Stdout(writer) => writer.write_page(lines, state),
+            Self::Jsonl(sink) => sink.append(lines),
+            Self::Stdout(writer) => writer.write_records(lines),
+        }
+    }
+
+    /// Makes everything written so far durable before a checkpoint covers it (file: synced;
+    /// stdout: a `STATE` message carrying `state`, then flushed). Returns the offset to
+    /// checkpoint.
+    pub fn commit(&mut self, state: Option<&str>) -> Result<u64, Error> {
+        match self {
+            Self::Jsonl(sink) => sink.sync(),
+            Self::Stdout(writer) => writer.write_state(state),
         }
     }
 
