@@ -235,10 +235,22 @@ enum Command {
         sdk_git: Option<String>,
     },
     /// Start a bundled demo API on 127.0.0.1 and sync it; run again to see an incremental sync.
+    ///
+    /// With --serve, only start the demo API and keep it running until Ctrl-C or SIGTERM, to
+    /// sync a connector of your own against it: its `/v1/items` endpoint is the API a
+    /// connector made by `sluice new` reads as generated.
     Demo {
         /// Directory for the demo's connection file, output and checkpoints.
-        #[arg(long, default_value = "sluice-demo")]
+        #[arg(long, default_value = "sluice-demo", conflicts_with = "serve")]
         dir: PathBuf,
+        /// Only serve the demo API, until Ctrl-C or SIGTERM (then exit 0). The first line on
+        /// stdout is `Demo API listening on http://127.0.0.1:PORT/v1`; its endpoints follow.
+        #[arg(long)]
+        serve: bool,
+        /// The port on 127.0.0.1 for --serve; 0 picks any free port. Default: 47878 if it is
+        /// free, otherwise any free port.
+        #[arg(long, value_name = "PORT", requires = "serve")]
+        port: Option<u16>,
     },
 }
 
@@ -550,7 +562,10 @@ async fn execute(command: Command, ui: Ui) -> Result<()> {
             sdk,
             sdk_git,
         } => crate::scaffold::run(&name, dir.as_deref(), sdk.as_deref(), sdk_git.as_deref()),
-        Command::Demo { dir } => crate::demo::run(&dir, ui.progress()).await,
+        Command::Demo {
+            serve: true, port, ..
+        } => crate::demo::serve(port).await,
+        Command::Demo { dir, .. } => crate::demo::run(&dir, ui.progress()).await,
     }
 }
 

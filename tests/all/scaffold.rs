@@ -1,6 +1,7 @@
 //! `sluice new`: the generated connector crate, outside the repository, passes its own native
 //! tests and builds to a component with the commands its README gives, and that component
-//! syncs the mock API (fully, then incrementally). Bad names and existing directories are
+//! syncs the mock API (fully, then incrementally), and the bundled demo API as the generated
+//! `example.toml` says (`sluice demo --serve`). Bad names and existing directories are
 //! refused without touching anything.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use sluice_tests::connection::Connection;
 use sluice_tests::mock::MockApi;
 use sluice_tests::{GUESTS_TARGET_DIR, SDK_DIR, dataset, wait};
 
-use crate::{Workspace, sluice};
+use crate::{HANG_GUARD, Workspace, sluice};
 
 /// Bound on each nested cargo command (a guard against a hang; the SDK's dependencies are
 /// usually compiled already in the guests' target directory).
@@ -20,6 +21,10 @@ const CARGO_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The generated crate's name; the component is `acme_widgets.wasm`.
 const NAME: &str = "acme-widgets";
+
+/// Bound on the whole life of the `sluice demo --serve` child (a guard against a hang: it
+/// serves while the test checks and syncs twice, then is stopped with SIGTERM).
+const DEMO_SERVE_GUARD: Duration = Duration::from_secs(600);
 
 /// Runs `cargo ARGS` in `dir` with an environment cleaned of what `cargo test` set for this
 /// process, in the guests' target directory (their compiled dependencies are reused). Returns
@@ -96,6 +101,7 @@ fn scaffold(parent: &Path) -> PathBuf {
         "cargo build --release",
         "target/wasm32-wasip2/release/acme_widgets.wasm",
         "--config example.toml",
+        "sluice demo --serve",
     ] {
         assert!(output.stdout.contains(step), "no `{step}` in\n{output}");
     }
@@ -208,6 +214,88 @@ fn scaffolded_connector_tests_builds_and_syncs() {
         (1..=40).chain(appended).collect::<Vec<_>>()
     );
     assert_eq!(written, dataset::records(45));
+
+    syncs_the_demo_api(&wasm, &dir.join("example.toml"));
+}
+
+/// The generated component against `sluice demo --serve`, set up exactly as the generated
+/// `example.toml` says: its `base_url` set to the printed URL and its `[network]` table
+/// uncommented. The first sync reads every item, in pages; the second is incremental and
+/// fetches nothing new. SIGTERM stops the demo API with exit status 0.
+fn syncs_the_demo_api(wasm: &str, example: &Path) {
+    let mut serve = sluice()
+        .cmd(["demo", "--serve", "--port", "0"])
+        .timeout(DEMO_SERVE_GUARD)
+        .spawn();
+    let first_line = serve.first_stdout_line(HANG_GUARD).unwrap_or_else(|| {
+        panic!(
+            "`sluice demo --serve` printed no line\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            serve.stdout_so_far(),
+            serve.stderr_so_far()
+        )
+    });
+    let base_url = first_line
+        .strip_prefix("Demo API listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"));
+    assert!(
+        base_url.starts_with("http://127.0.0.1:") && base_url.ends_with("/v1"),
+        "{first_line:?}"
+    );
+
+    // The edits example.toml's comments describe, and nothing else.
+    let generated = std::fs::read_to_string(example).expect("read example.toml");
+    assert!(generated.contains("sluice demo --serve"), "{generated}");
+    let default_url = r#"base_url = "https://api.example.com/v1""#;
+    let network = "# [network]\n# allow_private_networks = true\n";
+    for part in [default_url, network] {
+        assert_eq!(
+            generated.matches(part).count(),
+            1,
+            "example.toml no longer has {part:?} once:\n{generated}"
+        );
+    }
+    let edited = generated
+        .replace(default_url, &format!("base_url = {base_url:?}"))
+        .replace(network, "[network]\nallow_private_networks = true\n");
+
+    let ws = Workspace::new();
+    let connection = ws.path().join("connection.toml");
+    std::fs::write(&connection, &edited).expect("write the connection file");
+    let connection = connection.display().to_string();
+    let output = sluice().run(["check", "--connector", wasm, "--config", &connection]);
+    output.assert_success();
+    assert!(output.stdout.contains("1 stream: items"), "{output}");
+
+    let first = ws.run(wasm);
+    let stream = first.stream("items");
+    assert_eq!(stream.start, "fresh", "{first:?}");
+    assert_eq!(stream.records, sluice_host::demo::ITEMS, "{first:?}");
+    assert_eq!(stream.requests, 3, "pages of 100, 100 and 50: {first:?}");
+    assert_eq!(stream.pages, 3, "{first:?}");
+    let written = ws.records("items");
+    assert_eq!(
+        dataset::ids(&written),
+        (1..=sluice_host::demo::ITEMS).collect::<Vec<_>>()
+    );
+    let expected: Vec<Value> = (1..=sluice_host::demo::ITEMS)
+        .map(sluice_host::demo::item)
+        .collect();
+    assert_eq!(written, expected);
+
+    // Nothing is new: one request after the saved cursor, no record, the output unchanged.
+    let second = ws.run(wasm);
+    let stream = second.stream("items");
+    assert_eq!(stream.start, "incremental", "{second:?}");
+    assert_eq!(stream.records, 0, "{second:?}");
+    assert_eq!(stream.requests, 1, "{second:?}");
+    assert_eq!(ws.records("items"), expected);
+
+    assert!(serve.is_running(), "the demo API stopped by itself");
+    serve.signal("TERM");
+    let stopped = serve.wait();
+    stopped.assert_success();
+    assert!(stopped.stdout.starts_with(&first_line), "{stopped}");
+    assert!(stopped.stdout.contains("Demo API stopped."), "{stopped}");
 }
 
 #[test]

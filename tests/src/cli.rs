@@ -8,6 +8,7 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -106,8 +107,8 @@ impl SluiceCmd {
             .cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
-        let stdout = drain(child.stdout.take().expect("piped stdout"));
-        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        let stdout = Drain::start(child.stdout.take().expect("piped stdout"));
+        let stderr = Drain::start(child.stderr.take().expect("piped stderr"));
         Running {
             child,
             stdout: Some(stdout),
@@ -124,20 +125,54 @@ impl SluiceCmd {
     }
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
+/// Reads `pipe` to its end on a thread; what has arrived so far is readable meanwhile.
+#[derive(Debug)]
+struct Drain {
+    so_far: Arc<Mutex<Vec<u8>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Drain {
+    fn start(mut pipe: impl Read + Send + 'static) -> Self {
+        let so_far = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&so_far);
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0_u8; 8192];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => lock(&sink).extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        Self { so_far, thread }
+    }
+
+    fn so_far(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.so_far)).into_owned()
+    }
+
+    /// Everything, once the pipe has closed.
+    fn finish(self) -> Vec<u8> {
+        let _ = self.thread.join();
+        std::mem::take(&mut *lock(&self.so_far))
+    }
+}
+
+fn lock(buffer: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    buffer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A started `sluice` process.
 #[derive(Debug)]
 pub struct Running {
     child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stdout: Option<Drain>,
+    stderr: Option<Drain>,
     description: String,
     timeout: Duration,
     started: Instant,
@@ -156,6 +191,33 @@ impl Running {
             .status()
             .unwrap_or_else(|e| panic!("cannot run `kill -s {signal}`: {e}"));
         assert!(status.success(), "`kill -s {signal}` failed: {status}");
+    }
+
+    /// What the process has written to stdout so far (lossy UTF-8).
+    pub fn stdout_so_far(&self) -> String {
+        self.stdout.as_ref().map(Drain::so_far).unwrap_or_default()
+    }
+
+    /// What the process has written to stderr so far (lossy UTF-8).
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.as_ref().map(Drain::so_far).unwrap_or_default()
+    }
+
+    /// Waits (bounded by `timeout`) until stdout holds a complete first line, and returns it
+    /// without the newline; `None` if the process exits or the time passes first.
+    pub fn first_stdout_line(&mut self, timeout: Duration) -> Option<String> {
+        let mut line = None;
+        wait::until(timeout, || {
+            let so_far = self.stdout_so_far();
+            line = so_far.split_once('\n').map(|(first, _)| first.to_owned());
+            line.is_some() || !self.is_running()
+        });
+        // The process may have printed the line just before it exited.
+        line.or_else(|| {
+            self.stdout_so_far()
+                .split_once('\n')
+                .map(|(first, _)| first.to_owned())
+        })
     }
 
     /// Whether the process is still running.
@@ -210,8 +272,8 @@ impl Drop for Running {
     }
 }
 
-fn join(handle: Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
-    handle.and_then(|h| h.join().ok()).unwrap_or_default()
+fn join(drain: Option<Drain>) -> Vec<u8> {
+    drain.map(Drain::finish).unwrap_or_default()
 }
 
 /// What a finished `sluice` process printed and how it exited.

@@ -1,6 +1,10 @@
 //! `sluice demo`: starts the bundled demo API on 127.0.0.1, writes a connection file for the
 //! bundled `rest` connector, syncs, and explains what happened. Each further run adds new
 //! orders to the API first, so the second run shows an incremental sync.
+//!
+//! `sluice demo --serve` only starts the demo API and keeps it running until Ctrl-C or SIGTERM,
+//! so that a connector of one's own (e.g. one made by `sluice new`, which reads `/v1/items` as
+//! generated) has an API to sync on this machine.
 
 mod api;
 
@@ -14,7 +18,7 @@ use crate::config::Connection;
 use crate::sync::{self, RunOptions, Start};
 use crate::{Connector, Runtime};
 
-pub use api::DemoApi;
+pub use api::{DEFAULT_ITEMS_LIMIT, DemoApi, ITEMS, MAX_ITEMS_LIMIT, item};
 
 /// Orders in the demo shop on the first run.
 pub const INITIAL_ORDERS: u64 = 500;
@@ -90,6 +94,86 @@ pub async fn run(dir: &Path, progress: Option<crate::progress::SharedProgress>) 
     Ok(())
 }
 
+/// `sluice demo --serve`: serves the demo API on `port` of 127.0.0.1 (`0`: any free port;
+/// `None`: [`DEMO_PORT`] if it is free, otherwise any free port) until Ctrl-C or SIGTERM.
+///
+/// The first line on stdout is `Demo API listening on http://127.0.0.1:PORT/v1`; the endpoints
+/// follow. Signal handlers are installed before that line is printed, so a supervisor that
+/// reads it can stop the API with SIGTERM at once.
+pub async fn serve(port: Option<u16>) -> Result<()> {
+    let mut stop = Termination::install()?;
+    let api = match port {
+        None => DemoApi::start(INITIAL_ORDERS, DEMO_PORT).await,
+        Some(port) => DemoApi::start_on(INITIAL_ORDERS, port).await,
+    }
+    .with_context(|| match port {
+        Some(port) if port != 0 => format!(
+            "cannot serve the demo API on 127.0.0.1:{port}; pick another `--port`, or `--port 0` for any free port"
+        ),
+        _ => "cannot start the demo API on 127.0.0.1".to_owned(),
+    })?;
+    print!("{}", serve_banner(&api.base_url()));
+    stop.wait().await;
+    println!("Demo API stopped.");
+    Ok(())
+}
+
+/// What `sluice demo --serve` prints once it listens on `base_url` (`http://127.0.0.1:PORT`).
+fn serve_banner(base_url: &str) -> String {
+    format!(
+        "Demo API listening on {base_url}/v1\n\
+         \x20 GET /v1/items?limit=&since_id=&cursor=   {items} items, {{\"data\": [...], \"next\": <cursor> | null}}: what a `sluice new` connector reads as generated\n\
+         \x20 GET /v1/customers?page=&per_page=        {customers} customers, {{\"customers\": [...]}}\n\
+         \x20 GET /v1/orders?limit=&offset=&since_id=  {orders} orders, {{\"data\": [...]}}\n\
+         \x20 GET /v1/events?cursor=                   {events} events, {{\"events\": [...], \"next_cursor\": <cursor> | null}}\n\
+         A connection file for it needs `base_url = \"{base_url}/v1\"` and, under [network], \
+         `allow_private_networks = true`. Stop it with Ctrl-C.\n",
+        items = ITEMS,
+        customers = api::CUSTOMERS,
+        orders = INITIAL_ORDERS,
+        events = api::EVENTS,
+    )
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment [`Termination::install`] returns.
+struct Termination {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    #[cfg(unix)]
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> Result<Self> {
+        Ok(Self {})
+    }
+
+    /// Returns when either signal arrives.
+    #[cfg(unix)]
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+
+    /// Returns on Ctrl-C.
+    #[cfg(not(unix))]
+    async fn wait(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// The number of orders the API serves this run: the initial count, plus a batch for each
 /// earlier run recorded in `dir`.
 fn next_order_count(dir: &Path) -> Result<u64> {
@@ -149,4 +233,52 @@ pagination = {{ type = "cursor", cursor_param = "cursor", next_cursor = "/next_c
 allow_private_networks = true
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serve_banner_starts_with_the_base_url_and_names_every_endpoint() {
+        let banner = serve_banner("http://127.0.0.1:4000");
+        let mut lines = banner.lines();
+        assert_eq!(
+            lines.next(),
+            Some("Demo API listening on http://127.0.0.1:4000/v1")
+        );
+        for endpoint in ["/v1/items?", "/v1/customers?", "/v1/orders?", "/v1/events?"] {
+            assert!(banner.contains(endpoint), "{endpoint} missing in\n{banner}");
+        }
+        assert!(banner.contains("250 items"), "{banner}");
+        assert!(
+            banner.contains(r#"base_url = "http://127.0.0.1:4000/v1""#),
+            "{banner}"
+        );
+        assert!(banner.contains("allow_private_networks = true"), "{banner}");
+    }
+
+    #[test]
+    fn demo_serve_flags_are_documented_and_checked() {
+        use clap::{CommandFactory, Parser};
+
+        use crate::cli::Cli;
+        let mut cli = Cli::command();
+        let demo = cli.find_subcommand_mut("demo").unwrap();
+        let help = demo.render_long_help().to_string();
+        for text in [
+            "--serve",
+            "--port <PORT>",
+            "SIGTERM",
+            &DEMO_PORT.to_string(),
+        ] {
+            assert!(help.contains(text), "no {text:?} in\n{help}");
+        }
+        Cli::try_parse_from(["sluice", "demo", "--serve", "--port", "0"]).unwrap();
+        Cli::try_parse_from(["sluice", "demo", "--serve"]).unwrap();
+        // --port only with --serve; --dir is for the sync, not the server.
+        assert!(Cli::try_parse_from(["sluice", "demo", "--port", "0"]).is_err());
+        assert!(Cli::try_parse_from(["sluice", "demo", "--serve", "--dir", "x"]).is_err());
+        assert!(Cli::try_parse_from(["sluice", "demo", "--serve", "--port", "70000"]).is_err());
+    }
 }

@@ -297,7 +297,8 @@ impl Scaffold {
              \x20 sluice check --connector {wasm} --config example.toml\n\
              \x20 sluice run --connector {wasm} --config example.toml\n\
              \n\
-             Edit example.toml for your API first; src/lib.rs says what to change in the code.\n",
+             Edit example.toml for your API first, or try the connector as generated against\n\
+             `sluice demo --serve` as example.toml says; src/lib.rs says what to change in the code.\n",
             name = self.name,
             dir = self.dir.display(),
         )
