@@ -627,7 +627,7 @@ impl StreamSync<'_> {
             .connection
             .stream_settings(&self.stream.name)
             .schema_policy;
-        let schema = SchemaChecker::new(&self.stream.name, &self.stream.json_schema, policy)?;
+        let mut schema = SchemaChecker::new(&self.stream.name, &self.stream.json_schema, policy)?;
         self.summary.schema = Some(schema.source());
         let dead_letter_path = self
             .options
@@ -715,8 +715,6 @@ impl StreamSync<'_> {
         };
 
         let mut committer = Committer::spawn(committer::Writer {
-            connector: self.connector.name().to_owned(),
-            limits: self.limits().clone(),
             store: self.store.clone(),
             key: key.clone(),
             mode,
@@ -728,12 +726,19 @@ impl StreamSync<'_> {
                 dead_letters: dead_letter_sink,
                 dead_letter_path,
             }),
-            schema,
             seen,
             every: self.connection.checkpoint,
         });
         let read = self
-            .read_pages(&mut session, &mut committer, next, state, &context, config)
+            .read_pages(
+                &mut session,
+                &mut committer,
+                &mut schema,
+                next,
+                state,
+                &context,
+                config,
+            )
             .await;
         // Whatever ended the reading, the pages already checked and written are committed.
         let finished = committer.finish().await;
@@ -749,7 +754,7 @@ impl StreamSync<'_> {
         }
         self.summary.records_total = position.records;
         self.summary.duplicates_skipped = finished.duplicates_skipped;
-        self.summary.schema_drift = finished.schema.drift();
+        self.summary.schema_drift = schema.drift();
         if origin.dedup && finished.is_file {
             let latest = self
                 .options
@@ -777,14 +782,15 @@ impl StreamSync<'_> {
         Ok(())
     }
 
-    /// Reads pages from `next` on: sends each request, runs the guest on its response, and
-    /// hands the page to `committer`, which checks, writes and commits it while the next page
-    /// is fetched. Returns when the connector is done, or on the first error (the pages
+    /// Reads pages from `next` on: sends each request, runs the guest on its response, checks
+    /// the records (protocol, then `schema`), and hands the page to `committer`, which writes
+    /// and commits it while the next page is fetched. Returns when the connector is done, or on the first error (the pages
     /// handed over before it are still the committer's to commit).
     async fn read_pages(
         &mut self,
         session: &mut Session,
         committer: &mut Committer,
+        schema: &mut SchemaChecker,
         mut next: Next,
         mut state: Option<String>,
         context: &RunContext,
@@ -858,22 +864,24 @@ impl StreamSync<'_> {
                 },
                 None => fetch.await?,
             };
+            let received = validate_records(self.connector.name(), &page.records, self.limits())?;
             if let Some(new_state) = &page.state {
                 validate_state(self.connector.name(), new_state, self.limits())?;
                 state = Some(new_state.clone());
             }
             guard.count_page(
                 &self.stream.name,
-                page.records.trim().is_empty(),
+                received == 0,
                 page.next == Next::Done,
                 self.limits(),
             )?;
+            let checked = schema.check_page(&page.records)?;
             // One page at a time in the committer: the one before must be done first.
             self.settle(committer, in_flight.take()).await?;
             next = page.next.clone();
             let pending = committer
                 .submit(committer::PageWork {
-                    records: page.records,
+                    checked,
                     state: page.state,
                     next: page.next,
                 })

@@ -1,16 +1,15 @@
 //! The write side of a stream's sync, pipelined with the read side.
 //!
-//! The sync loop hands each page the guest returned to a [`Committer`] task and goes on to
-//! send the next request and run the guest on its response, while the committer checks the
-//! page's records (the trust boundary: each line one bounded JSON object), applies the schema
-//! policy and the seen index, writes the records, and commits. So the network, the guest and
-//! the disk work at the same time, on different cores, instead of one after the other.
+//! The sync loop checks each page the guest returned (the trust boundary: each line one
+//! bounded JSON object; then the stream's schema policy) and hands it to a [`Committer`] task,
+//! then goes on to send the next request and run the guest on its response while the committer
+//! applies the seen index, writes the records and commits. So the network and the guest work
+//! while the disk syncs, instead of one after the other.
 //!
 //! The order that makes resume exact is unchanged, because the committer alone writes: pages
-//! are processed in order, the output is made durable before the checkpoint that covers it is
-//! committed, and a page whose checks fail is never written. A request the loop sent early is
-//! only a read: if the process dies before its page is committed, the next run starts from the
-//! last checkpoint and sends it again.
+//! are written in order, and the output is made durable before the checkpoint that covers it
+//! is committed. A request the loop sent early is only a read: if the process dies before its
+//! page is committed, the next run starts from the last checkpoint and sends it again.
 //!
 //! A commit happens every [`CheckpointSettings::every_pages`] pages, once
 //! [`CheckpointSettings::every_ms`] have passed (also while the loop waits for a slow
@@ -22,20 +21,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
-use super::{Error, validate_records};
+use super::Error;
 use crate::checkpoint::{Checkpoint, CheckpointStore, SinkPosition, StreamKey};
 use crate::config::CheckpointSettings;
 use crate::connector::now_ms;
 use crate::dedup::SeenFilter;
 use crate::protocol::{Next, RunContext, SyncMode};
-use crate::sandbox::Limits;
-use crate::schema::SchemaChecker;
+use crate::schema::CheckedPage;
 use crate::sink::{self, JsonlSink};
 
-/// One page for the committer: the guest's records, the state after them, and what comes next.
+/// One page for the committer: its checked records, the state after them, and what comes next.
 pub(super) struct PageWork {
-    /// The records as the guest returned them (JSON lines, not yet checked).
-    pub records: String,
+    /// The records, checked against the protocol and the schema policy.
+    pub checked: CheckedPage,
     /// The checkpoint state after this page (already validated by the loop).
     pub state: Option<String>,
     /// What the connector wants next; `Next::Done` ends the stream.
@@ -59,18 +57,12 @@ pub(super) struct Finished {
     pub position: SinkPosition,
     /// Whether the output is the JSON-lines file.
     pub is_file: bool,
-    /// The schema checker, for its drift report.
-    pub schema: SchemaChecker,
     /// Records the seen index dropped.
     pub duplicates_skipped: u64,
 }
 
 /// The writer's side of a stream's sync, as handed to [`Committer::spawn`].
 pub(super) struct Writer {
-    /// The connector's name, for protocol errors.
-    pub connector: String,
-    /// The connection's limits (records per page, page bytes).
-    pub limits: Limits,
     /// The store and the stream's key in it.
     pub store: CheckpointStore,
     /// The stream's key in the store.
@@ -85,8 +77,6 @@ pub(super) struct Writer {
     pub position: SinkPosition,
     /// The output and the dead-letter file; `None` only while a blocking thread has them.
     pub files: Option<Files>,
-    /// The schema policy in force.
-    pub schema: SchemaChecker,
     /// The seen index, for incremental streams with a primary key.
     pub seen: Option<SeenFilter>,
     /// How often to commit.
@@ -228,10 +218,9 @@ impl Writer {
         }
     }
 
-    /// Checks and writes one page (not yet durable); returns what became of it and its `next`.
+    /// Writes one page (not yet durable); returns what became of it and its `next`.
     async fn write(&mut self, page: PageWork) -> Result<(PageDone, Next), Error> {
-        validate_records(&self.connector, &page.records, &self.limits)?;
-        let checked = self.schema.check_page(&page.records)?;
+        let checked = page.checked;
         let (lines, written) = match self.seen.as_mut() {
             Some(seen) => seen.filter(&self.store, &self.key, &checked.kept)?,
             None => (checked.kept, checked.kept_count),
@@ -312,7 +301,6 @@ impl Writer {
                 .as_ref()
                 .is_some_and(|files| files.sink.is_file()),
             position: self.position,
-            schema: self.schema,
             duplicates_skipped: self.seen.as_ref().map_or(0, SeenFilter::skipped),
         }
     }
