@@ -102,6 +102,31 @@ struct RawConnection {
     /// How often progress is committed.
     #[serde(default)]
     checkpoint: CheckpointSettings,
+    /// How the streams of a run are scheduled.
+    #[serde(default)]
+    sync: SyncSettings,
+}
+
+/// How the streams of one run are scheduled: `[sync]` in the connection file.
+///
+/// ```toml
+/// [sync]
+/// concurrent_streams = 4   # sync up to 4 streams at once (default 1: one after the other)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Streams synced at once. Their requests share the connection's rate limits; each has
+    /// its own guest instance, output file and checkpoint.
+    pub concurrent_streams: u32,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            concurrent_streams: 1,
+        }
+    }
 }
 
 /// How often a stream's progress is committed (output made durable, then the checkpoint
@@ -202,6 +227,8 @@ pub struct Connection {
     pub streams: BTreeMap<String, StreamSettings>,
     /// `[checkpoint]`: how often progress is committed.
     pub checkpoint: CheckpointSettings,
+    /// `[sync]`: how the streams of a run are scheduled.
+    pub sync: SyncSettings,
 }
 
 impl Connection {
@@ -238,6 +265,13 @@ impl Connection {
             detail: format!("[config] cannot be expressed as JSON: {error}"),
         })?;
         let config_json = connector_config.to_string();
+        if raw.sync.concurrent_streams == 0 {
+            return Err(Error::Parse {
+                path: path.to_owned(),
+                detail: "[sync] concurrent_streams = 0: it must be at least 1 (1 syncs the streams one after the other)"
+                    .to_owned(),
+            });
+        }
         if raw.checkpoint.every_pages == 0 {
             return Err(Error::Parse {
                 path: path.to_owned(),
@@ -258,6 +292,7 @@ impl Connection {
             tls: raw.tls.unwrap_or_default(),
             streams: raw.streams,
             checkpoint: raw.checkpoint,
+            sync: raw.sync,
         })
     }
 

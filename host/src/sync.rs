@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -353,76 +354,78 @@ async fn run_inner(
         )
     });
 
+    // Each stream's sync as a future; `[sync] concurrent_streams` of them run at once. Their
+    // requests share the connection's transport, so its rate limits hold across them.
+    let transport_ref = transport.as_ref();
+    let archive_run = archive_run.as_ref();
+    let concurrency = usize::try_from(connection.sync.concurrent_streams)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let syncs: Vec<_> = streams
+        .iter()
+        .copied()
+        .map(|stream| {
+            sync_stream(StreamSync {
+                runtime,
+                connector,
+                connection,
+                options,
+                responses: match (transport_ref, &options.replay) {
+                    (Some(transport), _) => Responses::Live {
+                        transport,
+                        recorder: archive_run.map(|(dir, compression)| {
+                            crate::archive::Recorder::new(dir.clone(), *compression)
+                        }),
+                    },
+                    (None, replay) => Responses::Replay {
+                        run_dir: replay.as_deref(),
+                        reader: None,
+                    },
+                },
+                store,
+                stream,
+                deadline,
+                summary: StreamSummary {
+                    name: stream.name.clone(),
+                    mode: SyncMode::FullRefresh,
+                    start: Start::Fresh,
+                    records: 0,
+                    records_total: 0,
+                    pages: 0,
+                    requests: 0,
+                    guest_log_lines_dropped: 0,
+                    dedup: false,
+                    duplicates_skipped: 0,
+                    latest_output: None,
+                    schema: None,
+                    schema_drift: Vec::new(),
+                    dead_letters: 0,
+                    guest_cpu_ms: 0,
+                    guest_memory_peak_bytes: 0,
+                    output: options.output_dir.join(format!("{}.jsonl", stream.name)),
+                    error: None,
+                    error_kind: None,
+                },
+            })
+        })
+        .collect();
+    let mut syncs = futures_util::stream::iter(syncs).buffered(concurrency);
+
     let mut summaries = Vec::with_capacity(streams.len());
     let mut failures = Vec::new();
-    for stream in streams {
-        let span = tracing::info_span!("stream", stream = %stream.name);
-        let mut sync = StreamSync {
-            runtime,
-            connector,
-            connection,
-            options,
-            responses: match (&transport, &options.replay) {
-                (Some(transport), _) => Responses::Live {
-                    transport,
-                    recorder: archive_run.as_ref().map(|(dir, compression)| {
-                        crate::archive::Recorder::new(dir.clone(), *compression)
-                    }),
-                },
-                (None, replay) => Responses::Replay {
-                    run_dir: replay.as_deref(),
-                    reader: None,
-                },
-            },
-            store,
-            stream,
-            deadline,
-            summary: StreamSummary {
-                name: stream.name.clone(),
-                mode: SyncMode::FullRefresh,
-                start: Start::Fresh,
-                records: 0,
-                records_total: 0,
-                pages: 0,
-                requests: 0,
-                guest_log_lines_dropped: 0,
-                dedup: false,
-                duplicates_skipped: 0,
-                latest_output: None,
-                schema: None,
-                schema_drift: Vec::new(),
-                dead_letters: 0,
-                guest_cpu_ms: 0,
-                guest_memory_peak_bytes: 0,
-                output: options.output_dir.join(format!("{}.jsonl", stream.name)),
-                error: None,
-                error_kind: None,
-            },
-        };
-        let outcome = match sync.run().instrument(span).await {
-            // A replay must also have used every archived response.
-            Ok(()) => match &mut sync.responses {
-                Responses::Replay {
-                    reader: Some(reader),
-                    ..
-                } => reader.finish().map_err(Error::from),
-                _ => Ok(()),
-            },
-            error => error,
-        };
-        let mut summary = sync.summary;
+    while let Some((mut summary, outcome)) = syncs.next().await {
         if let Some(progress) = &options.progress {
             let error = outcome.as_ref().err().map(ToString::to_string);
             progress.event(&crate::progress::Event::StreamFinished {
-                stream: &stream.name,
+                stream: &summary.name,
                 records: summary.records,
                 pages: summary.pages,
                 error: error.as_deref(),
             });
         }
         if let Err(error) = outcome {
-            tracing::info!(stream = %stream.name, error = %error, "Stream failed; its last checkpoint is intact.");
-            failures.push((stream.name.clone(), error.to_string()));
+            tracing::info!(stream = %summary.name, error = %error, "Stream failed; its last checkpoint is intact.");
+            failures.push((summary.name.clone(), error.to_string()));
             summary.error = Some(error.to_string());
             summary.error_kind = Some(error.kind());
             if error.kind() == "reauthorization_required" {
@@ -437,6 +440,7 @@ async fn run_inner(
         }
         summaries.push(summary);
     }
+    drop(syncs);
 
     let stats = transport.as_ref().map(Transport::stats).unwrap_or_default();
     let summary = RunSummary {
@@ -459,6 +463,23 @@ async fn run_inner(
             summary: Box::new(summary),
         })
     }
+}
+
+/// Runs one stream's sync; returns its summary and how it ended.
+async fn sync_stream(mut sync: StreamSync<'_>) -> (StreamSummary, Result<(), Error>) {
+    let span = tracing::info_span!("stream", stream = %sync.stream.name);
+    let outcome = match sync.run().instrument(span).await {
+        // A replay must also have used every archived response.
+        Ok(()) => match &mut sync.responses {
+            Responses::Replay {
+                reader: Some(reader),
+                ..
+            } => reader.finish().map_err(Error::from),
+            _ => Ok(()),
+        },
+        error => error,
+    };
+    (sync.summary, outcome)
 }
 
 /// One line for a run of one stream; otherwise a count and one line per failed stream.

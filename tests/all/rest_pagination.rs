@@ -153,3 +153,43 @@ fn rest_several_streams_and_stream_selection() {
         (1..=45).collect::<Vec<_>>()
     );
 }
+
+/// With `[sync] concurrent_streams = 3`, three streams are in flight at once: the mock holds
+/// every request unanswered until all three first requests have arrived (one after the other,
+/// the second could never start). Each stream then completes into its own file.
+#[test]
+fn concurrent_streams_are_in_flight_at_once() {
+    let mock = MockApi::start(45);
+    let ws = Workspace::new();
+    let styles = [Style::Offset, Style::Page, Style::Cursor];
+    let streams = styles
+        .iter()
+        .enumerate()
+        .map(|(i, style)| rest_stream(&format!("s{i}"), *style, 10))
+        .collect();
+    ws.write(&rest_connection(&mock, streams).set(
+        "sync",
+        "concurrent_streams",
+        serde_json::json!(3),
+    ));
+    mock.hold_from(1);
+    let child = crate::sluice().cmd(ws.run_args("rest")).spawn();
+    let all_in_flight = mock.wait_for_requests(3, std::time::Duration::from_secs(60));
+    mock.release();
+    let output = child.wait();
+    assert!(
+        all_in_flight,
+        "only {} request(s) arrived while the first was held",
+        mock.request_count()
+    );
+    output.assert_success();
+    let summary: sluice_tests::cli::RunSummary = output.json();
+    for i in 0..styles.len() {
+        let name = format!("s{i}");
+        assert_eq!(summary.stream(&name).records, 45, "{summary:?}");
+        assert_eq!(
+            dataset::ids(&ws.records(&name)),
+            (1..=45).collect::<Vec<_>>()
+        );
+    }
+}
