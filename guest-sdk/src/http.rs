@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{Error, Result, url};
+use crate::{Error, Result, json, url};
 
 /// How many characters of a body an error message quotes.
 const BODY_EXCERPT_CHARS: usize = 200;
@@ -325,17 +325,48 @@ impl Response {
     /// Parse the body as JSON into `T`; a parse failure is an
     /// [`Error::UnexpectedResponse`] that quotes the start of the body.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|error| {
-            Error::unexpected_response(format!(
-                "the body is not the expected JSON ({error}): {}",
-                self.body_excerpt()
-            ))
-        })
+        serde_json::from_slice(&self.body).map_err(|error| self.not_json(&error))
     }
 
     /// Parse the body as any JSON value.
     pub fn json_value(&self) -> Result<Value> {
         self.json()
+    }
+
+    /// Parse the body once into its records, the array at JSON pointer `pointer` (`""` for a
+    /// body that is the array), each kept as its raw JSON text for [`Page::push_raw`], and the
+    /// rest of the body as a [`Value`]. The fast way to read records: no `Value` is built for
+    /// them (read single fields with [`json::values_at`]).
+    ///
+    /// Errors are those of [`Response::json_value`] followed by [`json::records_at`], with the
+    /// same messages. In [`RawRecords::rest`](json::RawRecords::rest) the records are an empty
+    /// array; a pointer into them finds nothing there.
+    ///
+    /// [`Page::push_raw`]: crate::Page::push_raw
+    ///
+    /// ```
+    /// use sluice_sdk::prelude::*;
+    ///
+    /// # fn main() -> Result<()> {
+    /// let response = Response::new(200)
+    ///     .with_body(r#"{"data": [{"id": 1, "b": 2}, {"id": 2}], "meta": {"next": "c2"}}"#);
+    /// let body = response.json_records("/data")?;
+    /// assert_eq!(body.records[0].get(), r#"{"id": 1, "b": 2}"#);
+    /// assert_eq!(json::pointer(&body.rest, "/meta/next"), Some(&json!("c2")));
+    /// assert!(response.json_records("/items").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn json_records(&self, pointer: &str) -> Result<json::RawRecords<'_>> {
+        json::split_records(&self.body, pointer).map_err(|error| self.not_json(&error))?
+    }
+
+    /// The error for a body that does not parse as expected.
+    fn not_json(&self, error: &serde_json::Error) -> Error {
+        Error::unexpected_response(format!(
+            "the body is not the expected JSON ({error}): {}",
+            self.body_excerpt()
+        ))
     }
 
     /// The body as UTF-8 text.

@@ -142,6 +142,32 @@ impl Watermark {
             .as_deref()
             .and_then(|pointer| json::pointer(record, pointer))
             .cloned();
+        self.admit_found_at(Some(value), key, boundary)
+    }
+
+    /// [`admit_at`](Self::admit_at) for a record whose cursor `value` and tie-breaker `key`
+    /// were already read (e.g. with [`json::values_at`] from a raw record): `None` when the
+    /// record has no such field.
+    ///
+    /// ```
+    /// use sluice_sdk::prelude::*;
+    /// use sluice_sdk::incremental::Boundary;
+    ///
+    /// let boundary = Boundary { tie_breaker: Some("/id".into()), lookback_secs: 0 };
+    /// let mut state = Watermark::from_cursor(json!(5));
+    /// assert!(!state.admit_found_at(Some(&json!(4)), Some(json!(1)), &boundary));
+    /// assert!(state.admit_found_at(Some(&json!(6)), Some(json!(2)), &boundary));
+    /// assert!(state.admit_found_at(None, None, &boundary), "no cursor value: admitted");
+    /// ```
+    pub fn admit_found_at(
+        &mut self,
+        value: Option<&Value>,
+        key: Option<Value>,
+        boundary: &Boundary,
+    ) -> bool {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return true;
+        };
         let admitted = match self
             .cursor
             .as_ref()
@@ -228,7 +254,13 @@ impl Watermark {
     /// the value if so. A record without the field (or with `null` there) is admitted and not
     /// observed, since it cannot be placed.
     pub fn admit(&mut self, record: &Value, field: &str) -> bool {
-        match json::pointer(record, field) {
+        self.admit_found(json::pointer(record, field))
+    }
+
+    /// [`admit`](Self::admit) for a record whose cursor `value` was already read (e.g. with
+    /// [`json::values_at`] from a raw record): `None` when the record has no such field.
+    pub fn admit_found(&mut self, value: Option<&Value>) -> bool {
+        match value {
             None | Some(Value::Null) => true,
             Some(value) if self.is_new(value) => {
                 self.observe(value);

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::{Error, Request, Result};
 
@@ -56,6 +57,10 @@ impl From<Request> for Next {
 /// JSON object. A page without [`Page::with_state`] keeps the previous state, and a page
 /// without [`Page::with_next`] ends the stream.
 ///
+/// [`Page::push`] and [`Page::push_value`] write compact JSON; [`Page::push_raw`] copies a
+/// record's own JSON text (from [`Response::json_records`](crate::Response::json_records)),
+/// which skips building and re-serialising a `Value` for it.
+///
 /// ```
 /// use sluice_sdk::prelude::*;
 ///
@@ -73,7 +78,7 @@ impl From<Request> for Next {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<S> {
-    /// Records as compact JSON objects, one per line, no trailing newline.
+    /// Records as JSON objects, one per line, no trailing newline.
     records: String,
     /// How many records `records` holds.
     len: usize,
@@ -100,21 +105,68 @@ impl<S> Page<S> {
         }
     }
 
+    /// An empty page (see [`Page::new`]) with room for `bytes` bytes of records, e.g. the size
+    /// of the response body they come from.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            records: String::with_capacity(bytes),
+            ..Self::new()
+        }
+    }
+
     /// Add one record. It must serialise to a JSON object; anything else is a
     /// [`Error::ConnectorBug`].
     pub fn push(&mut self, record: &impl Serialize) -> Result<()> {
         let line = serde_json::to_string(record).map_err(|error| {
             Error::bug(format!("record {} cannot be serialised: {error}", self.len))
         })?;
-        self.push_line(line)
+        self.push_line(&line)
     }
 
     /// Add one record given as a JSON value (see [`Page::push`]).
     pub fn push_value(&mut self, record: &Value) -> Result<()> {
         if !record.is_object() {
-            return Err(self.not_an_object(record));
+            return Err(self.not_an_object(crate::json::describe(record)));
         }
-        self.push_line(record.to_string())
+        // A `Value` serialises to compact JSON: no raw newline to take out.
+        self.start_line();
+        self.records.push_str(&record.to_string());
+        Ok(())
+    }
+
+    /// Add one record given as JSON text, copied as it is: the API's own bytes, field order and
+    /// number spelling, without parsing it again. It must be an object (anything else is a
+    /// [`Error::ConnectorBug`]); whitespace outside strings is taken out only if it holds a
+    /// line break, which would split the JSON line.
+    ///
+    /// ```
+    /// use sluice_sdk::prelude::*;
+    /// use sluice_sdk::serde_json::value::RawValue;
+    ///
+    /// # fn main() -> Result<()> {
+    /// let body = "[{\"b\": 1.50, \"a\": \"\\u00e9\"}, {\n  \"c\": \"x y\"\n}, 7]";
+    /// let records: Vec<&RawValue> = serde_json::from_str(body)?;
+    /// let mut page: Page<()> = Page::new();
+    /// page.push_raw(records[0])?;
+    /// page.push_raw(records[1])?;
+    /// assert!(page.push_raw(records[2]).is_err(), "records must be objects");
+    /// assert_eq!(page.records_jsonl(), "{\"b\": 1.50, \"a\": \"\\u00e9\"}\n{\"c\":\"x y\"}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn push_raw(&mut self, record: &RawValue) -> Result<()> {
+        let text = record.get();
+        // A `RawValue` is one valid JSON value without surrounding whitespace: an object
+        // exactly when it starts with `{`.
+        if !text.starts_with('{') {
+            return Err(self.not_an_object(crate::json::describe_raw(record)));
+        }
+        self.start_line();
+        match has_line_break(text) {
+            true => push_without_whitespace(&mut self.records, text),
+            false => self.records.push_str(text),
+        }
+        Ok(())
     }
 
     /// Add every record of `records` (see [`Page::push`]).
@@ -178,32 +230,73 @@ impl<S> Page<S> {
         (self.records, self.state, self.next)
     }
 
-    fn push_line(&mut self, line: String) -> Result<()> {
+    fn push_line(&mut self, line: &str) -> Result<()> {
         // Compact JSON is an object exactly when it starts with `{`, and never contains a raw
-        // newline. A custom `Serialize` could still emit pretty raw JSON: reparse that.
+        // line break. A custom `Serialize` could still emit pretty raw JSON (a `RawValue`
+        // field): take its whitespace out.
         if !line.starts_with('{') {
-            let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-            return Err(self.not_an_object(&value));
+            let value: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+            return Err(self.not_an_object(crate::json::describe(&value)));
         }
-        let line = match line.contains('\n') {
-            true => serde_json::from_str::<Value>(&line)?.to_string(),
-            false => line,
-        };
-        if self.len > 0 {
-            self.records.push('\n');
+        self.start_line();
+        match has_line_break(line) {
+            true => push_without_whitespace(&mut self.records, line),
+            false => self.records.push_str(line),
         }
-        self.records.push_str(&line);
-        self.len += 1;
         Ok(())
     }
 
-    fn not_an_object(&self, value: &Value) -> Error {
+    /// Count one more record and separate it from the previous one.
+    fn start_line(&mut self) {
+        if self.len > 0 {
+            self.records.push('\n');
+        }
+        self.len += 1;
+    }
+
+    fn not_an_object(&self, kind: &str) -> Error {
         Error::bug(format!(
-            "record {} is {}, but records must be JSON objects",
-            self.len,
-            crate::json::describe(value)
+            "record {} is {kind}, but records must be JSON objects",
+            self.len
         ))
     }
+}
+
+/// Whether `json` holds a line break (which, in valid JSON, is whitespace between tokens:
+/// inside strings they are escaped).
+fn has_line_break(json: &str) -> bool {
+    // Branch-free over each chunk, so that it vectorises; most records have none.
+    json.as_bytes().chunks(64).any(|chunk| {
+        chunk
+            .iter()
+            .fold(false, |seen, &b| seen | (b == b'\n') | (b == b'\r'))
+    })
+}
+
+/// Append valid JSON text `json` to `out` without the whitespace outside its strings: compact,
+/// with the field order, escapes and number spelling of the text.
+fn push_without_whitespace(out: &mut String, json: &str) {
+    let bytes = json.as_bytes();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            // Whitespace is ASCII, so `start..at` ends on a character boundary.
+            out.push_str(&json[start..at]);
+            start = at + 1;
+        }
+    }
+    out.push_str(&json[start..]);
 }
 
 #[cfg(test)]
@@ -246,6 +339,46 @@ mod tests {
         assert!(page.push(&vec![1]).is_err());
         assert!(page.push_value(&json!(null)).is_err());
         assert!(page.is_empty());
+    }
+
+    #[test]
+    fn raw_records_are_copied_and_line_breaks_taken_out() {
+        let body = "[{\"z\": 1, \"a\": [1.0e2, \"\\u00e9 \\\"\\n\"]},\r\n{\n\t\"k\" : \"a b\\\\\" ,\r\n \"m\": {}\n}, [], \"{\"]";
+        let records: Vec<&RawValue> = serde_json::from_str(body).unwrap();
+        let mut page: Page<()> = Page::with_capacity(body.len());
+        page.push_raw(records[0]).unwrap();
+        page.push_raw(records[1]).unwrap();
+        assert_eq!(
+            page.records_jsonl(),
+            "{\"z\": 1, \"a\": [1.0e2, \"\\u00e9 \\\"\\n\"]}\n{\"k\":\"a b\\\\\",\"m\":{}}"
+        );
+        assert_eq!(
+            page.push_raw(records[2]).unwrap_err(),
+            Error::ConnectorBug("record 2 is an array, but records must be JSON objects".into())
+        );
+        assert!(page.push_raw(records[3]).is_err());
+        assert_eq!(page.len(), 2);
+        for line in page.records_jsonl().split('\n') {
+            let original: Value = serde_json::from_str(line).unwrap();
+            assert!(original.is_object());
+        }
+    }
+
+    #[test]
+    fn a_serialised_record_with_a_line_break_is_made_compact() {
+        #[derive(Serialize)]
+        struct Wrapped<'a> {
+            id: u32,
+            extra: &'a RawValue,
+        }
+        let extra: &RawValue =
+            serde_json::from_str("{\n  \"b\": 2,\n  \"a\": \"x\\ny\"\n}").unwrap();
+        let mut page: Page<()> = Page::new();
+        page.push(&Wrapped { id: 1, extra }).unwrap();
+        assert_eq!(
+            page.records_jsonl(),
+            "{\"id\":1,\"extra\":{\"b\":2,\"a\":\"x\\ny\"}}"
+        );
     }
 
     #[test]

@@ -75,19 +75,27 @@ impl Connector for NextHeader {
         response: &Response,
     ) -> Result<Page<Watermark>> {
         known_stream(config, stream)?;
-        let body = response.ok()?.json_value()?;
-        let records = json::records_at(&body, &config.records)?;
-        let mut page = Page::new();
-        for record in records {
-            let new = match &config.incremental {
-                Some(incremental) => state.admit(record, &incremental.field),
+        // One pass over the body; records go to the page as the API sent them, and only
+        // their cursor field is parsed.
+        let body = response.ok()?.json_records(&config.records)?;
+        let mut page = Page::with_capacity(response.body.len());
+        let cursor = config
+            .incremental
+            .as_ref()
+            .map(|incremental| json::Pointer::new(&incremental.field));
+        for record in &body.records {
+            let new = match &cursor {
+                Some(field) => {
+                    let [value] = json::values_at(record.get(), [field])?;
+                    state.admit_found(value.as_ref())
+                }
                 None => true,
             };
             if new {
-                page.push_value(record).map_err(|_| {
+                page.push_raw(record).map_err(|_| {
                     Error::unexpected_response(format!(
                         "a record is {}, expected an object",
-                        json::describe(record)
+                        json::describe_raw(record)
                     ))
                 })?;
             }

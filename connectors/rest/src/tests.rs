@@ -684,3 +684,92 @@ fn keyset_config_maps_to_the_sdk_strategy_and_schema() {
         json!({"limit_param": ["page_size"]})
     );
 }
+
+/// The page `read::read_page` makes of `body` for `stream` (a stream config), with no state.
+fn raw_page(stream: Value, body: &str) -> Result<Page<Watermark>> {
+    let config: crate::config::Config = serde_json::from_value(config(stream)).unwrap();
+    let request = Request::get("http://127.0.0.1:9000/api/x");
+    let response = testing::text_response(200, body);
+    crate::read::read_page(
+        &config.streams[0],
+        Watermark::default(),
+        &request,
+        &response,
+    )
+}
+
+#[test]
+fn records_are_the_api_s_own_json_text_one_per_line() {
+    // Field order, spacing, escapes and number spelling stay as sent; only a record that
+    // spans lines is made compact, since a line break would split its JSON line.
+    let body = "{\"data\": [{\"b\": 1.50, \"a\": \"caf\\u00e9\"}, {\"n\": 12345678901234567890123},\n  {\n    \"id\": 3,\n    \"t\": \"x\\ny\"\n  }\n], \"total\": 3}";
+    let stream = json!({"name": "s", "path": "/x", "records": "/data"});
+    let page = raw_page(stream, body).unwrap();
+    assert_eq!(
+        page.records_jsonl(),
+        "{\"b\": 1.50, \"a\": \"caf\\u00e9\"}\n{\"n\": 12345678901234567890123}\n{\"id\":3,\"t\":\"x\\ny\"}"
+    );
+    assert_eq!(page.len(), 3);
+}
+
+#[test]
+fn a_non_object_record_is_an_unexpected_response_with_incremental_too() {
+    let stream = json!({"name": "s", "path": "/x", "records": "/data", "primary_key": "/id",
+        "incremental": {"field": "/t", "param": "since"}});
+    for (body, kind) in [
+        (r#"{"data": [{"id": 1, "t": 1}, [1]]}"#, "an array"),
+        (r#"{"data": [{"id": 1, "t": 1}, "x"]}"#, "a string"),
+        (r#"{"data": [null]}"#, "null"),
+        (r#"{"data": [true]}"#, "a boolean"),
+        (r#"{"data": [-0.5]}"#, "a number"),
+    ] {
+        assert_eq!(
+            raw_page(stream.clone(), body).unwrap_err(),
+            Error::UnexpectedResponse(format!("a record at `/data` is {kind}, expected an object")),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn incremental_fields_are_read_from_the_raw_records() {
+    let stream = json!({"name": "s", "path": "/x", "records": "/data", "primary_key": "/id",
+        "incremental": {"field": "/meta/t", "param": "since"}});
+    let body = r#"{"data": [
+        {"id": 1, "meta": {"t": 5}}, {"id": 2, "meta": {"t": 9, "t": 7}}, {"id": 3}, {"id": 4, "meta": {"t": 7}}
+    ]}"#;
+    let page = raw_page(stream, body).unwrap();
+    assert_eq!(page.len(), 4);
+    let state = serde_json::to_value(page.state().unwrap()).unwrap();
+    assert_eq!(
+        state,
+        json!({"cursor": 7, "ties": [2, 4]}),
+        "the last of duplicate keys counts, as in a parsed value"
+    );
+}
+
+#[test]
+fn a_next_cursor_inside_the_records_is_still_found() {
+    let stream = json!({"name": "s", "path": "/x", "records": "/data",
+        "pagination": {"type": "cursor", "cursor_param": "after", "next_cursor": "/data/1/id"}});
+    let page = raw_page(stream, r#"{"data": [{"id": "a"}, {"id": "b"}]}"#).unwrap();
+    assert_eq!(
+        page.next()
+            .request()
+            .unwrap()
+            .query_param("after")
+            .as_deref(),
+        Some("b")
+    );
+    let bare = json!({"name": "s", "path": "/x",
+        "pagination": {"type": "cursor", "cursor_param": "after", "next_cursor": "/0/next"}});
+    let page = raw_page(bare, r#"[{"next": "c"}]"#).unwrap();
+    assert_eq!(
+        page.next()
+            .request()
+            .unwrap()
+            .query_param("after")
+            .as_deref(),
+        Some("c")
+    );
+}
