@@ -266,7 +266,16 @@ fn syncs_the_demo_api(wasm: &str, example: &Path) {
     output.assert_success();
     assert!(output.stdout.contains("1 stream: items"), "{output}");
 
-    let first = ws.run(wasm);
+    let output = ws.run_output(wasm);
+    output.assert_success();
+    // The demo's items have exactly the fields the generated record schema lists.
+    let summary: Value = output.json();
+    assert_eq!(
+        summary["streams"][0]["schema_drift"],
+        json!([]),
+        "{summary:#}"
+    );
+    let first: sluice_tests::cli::RunSummary = output.json();
     let stream = first.stream("items");
     assert_eq!(stream.start, "fresh", "{first:?}");
     assert_eq!(stream.records, sluice_host::demo::ITEMS, "{first:?}");
