@@ -12,18 +12,21 @@
 //!
 //! - by Sluice in-process (`sluice_host::sync::run` with the bundled `rest` connector),
 //! - by a native baseline in-process: the same HTTP client (reqwest), the same page loop,
-//!   serde_json parsing each page and writing each record as a JSON line, `fdatasync` after
-//!   every page (the durability Sluice's sink gives its output),
+//!   serde_json parsing each page the way the guest does (records as `RawValue`s copied as
+//!   JSON lines), `fdatasync` after every page (the durability Sluice's sink gives its output)
+//!   and a position file (what an exact resume needs),
 //! - and by both as child processes (the real `sluice run` CLI and this binary with
 //!   `--native-child`), whose CPU seconds and peak RSS come from `wait4`.
 //!
-//! Sluice does one thing the baseline does not: it commits a checkpoint (sled, flushed to
-//! disk) after every page, which is what makes a resumed sync exact. The baseline cannot
-//! resume at all; the report states how much the checkpoint costs on its own.
+//! Sluice also checks every record the guest returns (JSON object, limits, schema) and keeps
+//! a sled checkpoint; it pipelines: the next request goes out and the guest parses it while
+//! the previous page is made durable and committed. The baseline is the plain sequential loop
+//! a native client would be.
 //!
 //! Then: component load time (cold compile and from the on-disk cache), instantiate time,
 //! guest time per page of 10 KB, 100 KB and 1 MB against native parsing of the same page,
-//! memory per connection, and records/s against page size and record size. The output is
+//! memory per connection, records/s against page size and record size, and records/s and
+//! memory against the number of streams of one connection and of concurrent connections. The output is
 //! printed and written to `<out>/latest.txt`, with a chart `<out>/throughput.svg`
 //! (default `<out>` = `host/benches/results`).
 //!
@@ -341,21 +344,11 @@ async fn native_sync(
         while let Some(chunk) = response.chunk().await? {
             body.extend_from_slice(&chunk);
         }
-        let value: Value = serde_json::from_slice(&body)?;
-        let records = value
-            .pointer("/data")
-            .and_then(Value::as_array)
-            .context("no array at /data")?;
-        lines.clear();
-        for record in records {
-            serde_json::to_writer(&mut lines, record)?;
-            lines.push(b'\n');
-        }
+        let count = native_page(&body, &mut lines)? as u64;
         file.write_all(&lines)?;
         if durability != Durability::None {
             file.sync_data()?;
         }
-        let count = records.len() as u64;
         total += count;
         offset += count;
         if let Some(position) = &mut position {
@@ -399,26 +392,38 @@ fn native_child_main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Parses a page and writes its records as JSON lines: the work the guest does per page.
+/// Parses a page and writes its records as JSON lines: the work the guest does per page, done
+/// the same way (each record's own bytes, borrowed from the body, copied as one line; only a
+/// record with line breaks in it is re-serialised).
 fn native_page(body: &[u8], lines: &mut Vec<u8>) -> Result<usize> {
-    let value: Value = serde_json::from_slice(body)?;
-    let records = value
-        .pointer("/data")
-        .and_then(Value::as_array)
-        .context("no array at /data")?;
+    #[derive(Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        data: Vec<&'a serde_json::value::RawValue>,
+    }
+    let page: Page<'_> = serde_json::from_slice(body)?;
     lines.clear();
-    for record in records {
-        serde_json::to_writer(&mut *lines, record)?;
+    lines.reserve(body.len());
+    for record in &page.data {
+        let raw = record.get();
+        if raw.contains(['\n', '\r']) {
+            let value: Value = serde_json::from_str(raw)?;
+            serde_json::to_writer(&mut *lines, &value)?;
+        } else {
+            lines.extend_from_slice(raw.as_bytes());
+        }
         lines.push(b'\n');
     }
-    Ok(records.len())
+    Ok(page.data.len())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sluice
 // ---------------------------------------------------------------------------------------------
 
-fn connection_toml(url: &str, page_size: u64) -> Result<String> {
+/// A `rest` connection reading `url` as `streams` streams (`items`, or `items0`, `items1`, ...),
+/// all synced at once.
+fn connection_toml(url: &str, page_size: u64, streams: usize) -> Result<String> {
     let parsed = url::Url::parse(url)?;
     let base = format!(
         "{}://{}",
@@ -428,25 +433,29 @@ fn connection_toml(url: &str, page_size: u64) -> Result<String> {
         .port()
         .map(|port| format!(":{port}"))
         .unwrap_or_default();
-    Ok(format!(
-        r#"name = "bench"
-
-[config]
-base_url = "{base}"
-auth = false
-
+    let mut toml = format!(
+        "name = \"bench\"\n\n[sync]\nconcurrent_streams = {streams}\n\n[network]\nallow_private_networks = true\n\n[config]\nbase_url = \"{base}\"\nauth = false\n"
+    );
+    for i in 0..streams {
+        let name = if streams == 1 {
+            "items".to_owned()
+        } else {
+            format!("items{i}")
+        };
+        write!(
+            toml,
+            r#"
 [[config.streams]]
-name = "items"
+name = "{name}"
 path = "{path}"
 records = "/data"
 primary_key = "/id"
 pagination = {{ type = "offset", limit_param = "limit", offset_param = "offset", page_size = {page_size} }}
-
-[network]
-allow_private_networks = true
 "#,
-        path = parsed.path(),
-    ))
+            path = parsed.path(),
+        )?;
+    }
+    Ok(toml)
 }
 
 /// One in-process sync with `sluice_host::sync::run` into a fresh directory under `dir`.
@@ -457,9 +466,24 @@ async fn sluice_sync(
     page_size: u64,
     dir: &Path,
 ) -> Result<u64> {
+    sluice_sync_streams(runtime, connector, url, page_size, 1, dir).await
+}
+
+/// [`sluice_sync`] of a connection with `streams` streams synced at once.
+async fn sluice_sync_streams(
+    runtime: &Runtime,
+    connector: &Connector,
+    url: &str,
+    page_size: u64,
+    streams: usize,
+    dir: &Path,
+) -> Result<u64> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
-    let connection = Connection::parse(&connection_toml(url, page_size)?, &dir.join("bench.toml"))?;
+    let connection = Connection::parse(
+        &connection_toml(url, page_size, streams)?,
+        &dir.join("bench.toml"),
+    )?;
     let options = RunOptions {
         state_dir: dir.join("state"),
         output_dir: dir.join("output"),
@@ -573,6 +597,23 @@ async fn measure_in_process<F: std::future::Future<Output = Result<u64>>>(sync: 
         cpu,
         peak_rss_kib: None,
     })
+}
+
+/// Measures `sync` in-process, with this process's peak RSS during it and that peak's growth
+/// over the RSS before it (both MiB). The kernel's peak is reset first (`clear_refs` 5).
+async fn measure_rss<F: std::future::Future<Output = Result<u64>>>(
+    sync: F,
+) -> Result<(Run, f64, f64)> {
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    let before = current_rss_bytes();
+    let run = measure_in_process(sync).await?;
+    let peak = peak_rss_kib(std::process::id()).context("no VmHWM for this process")?;
+    let peak_bytes = peak * 1024;
+    Ok((
+        run,
+        peak_bytes as f64 / (1024.0 * 1024.0),
+        peak_bytes.saturating_sub(before) as f64 / (1024.0 * 1024.0),
+    ))
 }
 
 /// The peak resident memory (`VmHWM`) of process `pid`, or `None` once it is gone.
@@ -707,23 +748,23 @@ async fn bench(options: Options) -> Result<()> {
     );
     say!(
         report,
-        "baseline: native Rust, reqwest + serde_json, same page loop and JSON-lines output"
+        "baseline: native Rust, reqwest + serde_json, sequential page loop, records copied as JSON lines"
     );
     say!(
         report,
-        "Sluice makes each page durable before the next request: output fdatasync, then a sled"
+        "Sluice makes each page durable (output fdatasync), then commits a sled checkpoint (log"
     );
     say!(
         report,
-        "checkpoint, whose log sled writes out with sync_file_range. The baseline with the same"
+        "written out with sync_file_range), while the next request and the guest's parse run."
     );
     say!(
         report,
-        "durability fdatasyncs its output, then writes a position file the same way; it is also"
+        "The baseline with the same durability fdatasyncs its output, then writes a position file"
     );
     say!(
         report,
-        "shown with the output fdatasync only (not resumable) and with nothing synced."
+        "the same way; it is also shown with the output fdatasync only and with nothing synced."
     );
     say!(report);
 
@@ -867,7 +908,7 @@ async fn bench(options: Options) -> Result<()> {
     // The same as processes: the real CLI against the baseline binary.
     let cli_cache = scratch.join("cli-cache");
     let conn_path = scratch.join("bench.toml");
-    std::fs::write(&conn_path, connection_toml(&url, options.page_size)?)?;
+    std::fs::write(&conn_path, connection_toml(&url, options.page_size, 1)?)?;
     let sluice_bin = env!("CARGO_BIN_EXE_sluice");
     let spec_time = |label: &str| -> Result<Duration> {
         let started = Instant::now();
@@ -1002,7 +1043,7 @@ async fn bench(options: Options) -> Result<()> {
         "ratio"
     );
     let connection = Connection::parse(
-        &connection_toml(&url, options.page_size)?,
+        &connection_toml(&url, options.page_size, 1)?,
         &scratch.join("bench.toml"),
     )?;
     for (label, bytes, iterations) in [
@@ -1122,6 +1163,59 @@ async fn bench(options: Options) -> Result<()> {
                 native * size as f64 / 1e6,
                 sluice * size as f64 / 1e6,
                 sluice / native
+            );
+        }
+        say!(report);
+        say!(
+            report,
+            "## Scaling: streams of one connection (`[sync] concurrent_streams`) and concurrent connections ({}-byte records, pages of {}, in-process)",
+            options.record_bytes,
+            options.page_size
+        );
+        say!(
+            report,
+            "{:<22} {:>9} {:>12} {:>14} {:>18}",
+            "shape",
+            "records",
+            "records/s",
+            "peak RSS MiB",
+            "RSS growth MiB"
+        );
+        let url = api.items_url(options.record_bytes, small_records);
+        for (label, connections, streams) in [
+            ("1 connection, 1 stream", 1, 1),
+            ("1 connection, 2 streams", 1, 2),
+            ("1 connection, 4 streams", 1, 4),
+            ("2 connections", 2, 1),
+            ("4 connections", 4, 1),
+            ("8 connections", 8, 1),
+        ] {
+            let dirs: Vec<PathBuf> = (0..connections)
+                .map(|i| scratch.join("scaling").join(i.to_string()))
+                .collect();
+            let (run, peak, growth) = measure_rss(async {
+                let syncs = dirs.iter().map(|dir| {
+                    sluice_sync_streams(
+                        &runtime,
+                        &connector,
+                        &url,
+                        options.page_size,
+                        streams,
+                        dir,
+                    )
+                });
+                let records = futures_util::future::try_join_all(syncs).await?;
+                Ok(records.iter().sum())
+            })
+            .await?;
+            say!(
+                report,
+                "{:<22} {:>9} {:>12.0} {:>14.1} {:>18.1}",
+                label,
+                run.records,
+                run.records_per_sec(),
+                peak,
+                growth
             );
         }
         say!(report);
