@@ -984,8 +984,20 @@ fn open_existing_store(dir: &Path) -> Result<CheckpointStore> {
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).context("cannot render JSON")?;
-    println!("{text}");
-    Ok(())
+    print_stdout(&text)
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`sluice state list | head`)
+/// is not an error: there is no one left to tell.
+fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The human-readable run summary: one line per stream, then where things went.

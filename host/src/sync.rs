@@ -758,7 +758,6 @@ impl StreamSync<'_> {
                 next,
                 state,
                 &context,
-                config,
             )
             .await;
         // Whatever ended the reading, the pages already checked and written are committed.
@@ -815,8 +814,9 @@ impl StreamSync<'_> {
         mut next: Next,
         mut state: Option<String>,
         context: &RunContext,
-        config: &str,
     ) -> Result<(), Error> {
+        let connection = self.connection;
+        let config = connection.config_json();
         let mut guard = CursorGuard::default();
         // The page the committer is working on.
         let mut in_flight: Option<committer::Pending> = None;
