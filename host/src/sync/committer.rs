@@ -192,24 +192,23 @@ impl Writer {
                 }
                 return Ok(self.finished());
             };
-            let result = self.write(page).await;
-            let (page_done, next) = match result {
+            uncommitted += 1;
+            let due = uncommitted >= self.every.every_pages
+                || page.next == Next::Done
+                || matches!(page.next, Next::BackOff { .. })
+                || (self.every.every_ms > 0
+                    && last_commit.elapsed() >= Duration::from_millis(self.every.every_ms));
+            let (page_done, next) = match self.write(page, due).await {
                 Ok(written) => written,
                 Err(error) => {
-                    // Nothing of this page was written; the loop learns why from the task.
+                    // The loop learns why from the task; the page's checkpoint is not written.
                     drop(done);
                     return Err(error);
                 }
             };
-            uncommitted += 1;
-            let due = uncommitted >= self.every.every_pages
-                || next == Next::Done
-                || matches!(next, Next::BackOff { .. })
-                || (self.every.every_ms > 0
-                    && last_commit.elapsed() >= Duration::from_millis(self.every.every_ms));
             pending = (next != Next::Done).then_some(next);
             if due {
-                self.commit(pending.as_ref()).await?;
+                self.checkpoint(pending.as_ref()).await?;
                 uncommitted = 0;
                 last_commit = Instant::now();
             }
@@ -218,21 +217,28 @@ impl Writer {
         }
     }
 
-    /// Writes one page (not yet durable); returns what became of it and its `next`.
-    async fn write(&mut self, page: PageWork) -> Result<(PageDone, Next), Error> {
+    /// Writes one page, and makes the output durable too when `sync` (one trip to a blocking
+    /// thread for both); returns what became of the page and its `next`.
+    async fn write(&mut self, page: PageWork, sync: bool) -> Result<(PageDone, Next), Error> {
         let checked = page.checked;
         let (lines, written) = match self.seen.as_mut() {
             Some(seen) => seen.filter(&self.store, &self.key, &checked.kept)?,
             None => (checked.kept, checked.kept_count),
         };
-        let dead_letters = checked.dead_letters;
-        self.on_files(move |files| {
-            files.append_dead_letters(&dead_letters)?;
-            files.sink.write(&lines)
-        })
-        .await??;
         if page.state.is_some() {
             self.state = page.state;
+        }
+        let dead_letters = checked.dead_letters;
+        let state = sync.then(|| self.state.clone());
+        let synced = self
+            .on_files(move |files| {
+                files.append_dead_letters(&dead_letters)?;
+                files.sink.write(&lines)?;
+                state.map(|state| files.sync(state.as_deref())).transpose()
+            })
+            .await??;
+        if let Some(synced) = synced {
+            self.synced(synced);
         }
         self.position.records += written;
         Ok((
@@ -245,17 +251,27 @@ impl Writer {
         ))
     }
 
-    /// Makes the output durable, then commits the checkpoint that covers it, with the seen
-    /// entries of the pages since the last commit.
+    /// Makes the output durable, then commits the checkpoint that covers it.
     async fn commit(&mut self, pending: Option<&Next>) -> Result<(), Error> {
         let state = self.state.clone();
-        let (offset_bytes, dead_letter_bytes) = self
+        let synced = self
             .on_files(move |files| files.sync(state.as_deref()))
             .await??;
+        self.synced(synced);
+        self.checkpoint(pending).await
+    }
+
+    /// Records the offsets the output files were synced to.
+    fn synced(&mut self, (offset_bytes, dead_letter_bytes): (u64, Option<u64>)) {
         self.position.offset_bytes = offset_bytes;
         if let Some(bytes) = dead_letter_bytes {
             self.position.dead_letter_bytes = bytes;
         }
+    }
+
+    /// Commits the checkpoint of everything synced so far, with the seen entries of the pages
+    /// since the last commit.
+    async fn checkpoint(&mut self, pending: Option<&Next>) -> Result<(), Error> {
         let checkpoint = Checkpoint {
             mode: self.mode,
             state: self.state.clone(),
