@@ -43,6 +43,10 @@ use serde_json::Value;
 
 use crate::config::SchemaPolicy;
 
+mod structure;
+
+use structure::ConformingShapes;
+
 /// How many records of a stream that declares no schema the host infers the schema from. One
 /// page of a typical API; enough to see optional fields and nullable values, small enough that
 /// drift in a long sync is caught early.
@@ -232,6 +236,8 @@ struct Compiled {
     fields: Fields,
     /// The schema itself when it was inferred (for the operator).
     inferred: Option<Value>,
+    /// Shapes of records that passed cleanly, when the schema constrains only structure.
+    shapes: Option<ConformingShapes>,
 }
 
 struct DriftEntry {
@@ -262,6 +268,7 @@ impl SchemaChecker {
                     validator,
                     fields: Fields::from_schema(declared),
                     inferred: None,
+                    shapes: ConformingShapes::for_schema(declared),
                 }))
             } else {
                 Schema::Inferring(Shape::default())
@@ -293,6 +300,22 @@ impl SchemaChecker {
                 continue;
             }
             in_page += 1;
+            // A record shaped like one that passed cleanly passes: keep it as it is.
+            let shape = match &self.schema {
+                Schema::Ready(compiled) => compiled.shapes.as_ref().and_then(|shapes| {
+                    shapes
+                        .shape(line)
+                        .map(|shape| (shape, shapes.contains(shape)))
+                }),
+                Schema::Inferring(_) => None,
+            };
+            if let Some((_, true)) = shape {
+                self.records_seen += 1;
+                page.kept.push_str(line);
+                page.kept.push('\n');
+                page.kept_count += 1;
+                continue;
+            }
             let record: Value = serde_json::from_str(line).map_err(|error| Error::NotAnObject {
                 stream: self.stream.clone(),
                 record: in_page,
@@ -306,7 +329,13 @@ impl SchemaChecker {
                 });
             }
             self.records_seen += 1;
-            let problems = self.check_record(&record)?;
+            let (problems, clean) = self.check_record(&record)?;
+            if let (true, Some((shape, _)), Schema::Ready(compiled)) =
+                (clean, shape, &mut self.schema)
+                && let Some(shapes) = compiled.shapes.as_mut()
+            {
+                shapes.insert(shape);
+            }
             if problems.is_empty() || self.policy == SchemaPolicy::Warn {
                 page.kept.push_str(line);
                 page.kept.push('\n');
@@ -362,8 +391,9 @@ impl SchemaChecker {
     }
 
     /// Checks one record (already counted in `records_seen`), records its drift, and returns its
-    /// problems (empty when it conforms).
-    fn check_record(&mut self, record: &Value) -> Result<Vec<String>, Error> {
+    /// problems (empty when it conforms) and whether it was clean: checked against a ready
+    /// schema, conforming, and with no field the schema does not list.
+    fn check_record(&mut self, record: &Value) -> Result<(Vec<String>, bool), Error> {
         let compiled = match &mut self.schema {
             Schema::Inferring(shape) => {
                 shape.observe(record);
@@ -385,10 +415,11 @@ impl SchemaChecker {
                         source: SchemaSource::Inferred,
                         validator,
                         fields: Fields::from_schema(&inferred),
+                        shapes: ConformingShapes::for_schema(&inferred),
                         inferred: Some(inferred),
                     }));
                 }
-                return Ok(Vec::new());
+                return Ok((Vec::new(), false));
             }
             Schema::Ready(compiled) => compiled,
         };
@@ -461,10 +492,11 @@ impl SchemaChecker {
             }
         }
 
+        let clean = problems.is_empty() && found.is_empty();
         for (field, kind) in found {
             self.note_drift(field, kind, number);
         }
-        Ok(problems)
+        Ok((problems, clean))
     }
 
     /// Counts one field's drift in record `number`, logging it the first time.

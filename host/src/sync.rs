@@ -820,6 +820,9 @@ impl StreamSync<'_> {
         let mut guard = CursorGuard::default();
         // The page the committer is working on.
         let mut in_flight: Option<committer::Pending> = None;
+        // Messages on stdout cannot be cut back like a file: there, a page's STATE and
+        // checkpoint are committed before the next request goes out.
+        let pipelined = self.options.format == sink::Format::Jsonl;
         loop {
             self.summary.guest_cpu_ms =
                 u64::try_from(session.cpu_used().as_millis()).unwrap_or(u64::MAX);
@@ -907,7 +910,11 @@ impl StreamSync<'_> {
                     next: page.next,
                 })
                 .await?;
-            in_flight = Some(pending);
+            if pipelined {
+                in_flight = Some(pending);
+            } else {
+                self.settle(committer, Some(pending)).await?;
+            }
         }
         self.settle(committer, in_flight).await
     }
