@@ -68,6 +68,8 @@ const DEFAULT_REPS: u32 = 2;
 const SCALING_PAGE_SIZES: &[u64] = &[10, 30, 100, 300, 1000, 3000];
 /// Record sizes of the scaling figures, at the default page size.
 const SCALING_RECORD_BYTES: &[usize] = &[100, 400, 1600, 6400];
+/// The commit interval of the group-commit run (`[checkpoint] every_ms`).
+const GROUP_COMMIT_MS: u64 = 1000;
 /// Sessions held at once to measure memory per connection.
 const CONNECTIONS: usize = 100;
 
@@ -422,8 +424,13 @@ fn native_page(body: &[u8], lines: &mut Vec<u8>) -> Result<usize> {
 // ---------------------------------------------------------------------------------------------
 
 /// A `rest` connection reading `url` as `streams` streams (`items`, or `items0`, `items1`, ...),
-/// all synced at once.
-fn connection_toml(url: &str, page_size: u64, streams: usize) -> Result<String> {
+/// all synced at once; committing every page, or every `commit_every_ms` when given.
+fn connection_toml(
+    url: &str,
+    page_size: u64,
+    streams: usize,
+    commit_every_ms: Option<u64>,
+) -> Result<String> {
     let parsed = url::Url::parse(url)?;
     let base = format!(
         "{}://{}",
@@ -434,8 +441,15 @@ fn connection_toml(url: &str, page_size: u64, streams: usize) -> Result<String> 
         .map(|port| format!(":{port}"))
         .unwrap_or_default();
     let mut toml = format!(
-        "name = \"bench\"\n\n[sync]\nconcurrent_streams = {streams}\n\n[network]\nallow_private_networks = true\n\n[config]\nbase_url = \"{base}\"\nauth = false\n"
+        "name = \"bench\"\n\n[sync]\nconcurrent_streams = {streams}\n\n[network]\nallow_private_networks = true\n"
     );
+    if let Some(every_ms) = commit_every_ms {
+        write!(
+            toml,
+            "\n[checkpoint]\nevery_pages = 1000000\nevery_ms = {every_ms}\n"
+        )?;
+    }
+    write!(toml, "\n[config]\nbase_url = \"{base}\"\nauth = false\n")?;
     for i in 0..streams {
         let name = if streams == 1 {
             "items".to_owned()
@@ -466,7 +480,7 @@ async fn sluice_sync(
     page_size: u64,
     dir: &Path,
 ) -> Result<u64> {
-    sluice_sync_streams(runtime, connector, url, page_size, 1, dir).await
+    sluice_sync_streams(runtime, connector, url, page_size, 1, None, dir).await
 }
 
 /// [`sluice_sync`] of a connection with `streams` streams synced at once.
@@ -476,12 +490,13 @@ async fn sluice_sync_streams(
     url: &str,
     page_size: u64,
     streams: usize,
+    commit_every_ms: Option<u64>,
     dir: &Path,
 ) -> Result<u64> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let connection = Connection::parse(
-        &connection_toml(url, page_size, streams)?,
+        &connection_toml(url, page_size, streams, commit_every_ms)?,
         &dir.join("bench.toml"),
     )?;
     let options = RunOptions {
@@ -827,6 +842,7 @@ async fn bench(options: Options) -> Result<()> {
     let mut output_only_runs = Vec::new();
     let mut sluice_runs = Vec::new();
     let mut nofsync_runs = Vec::new();
+    let mut grouped_runs = Vec::new();
     let out = scratch.join("native.jsonl");
     let native = |durability| native_sync(&client, &url, options.page_size, &out, durability);
     for rep in 0..options.reps {
@@ -845,6 +861,19 @@ async fn bench(options: Options) -> Result<()> {
         output_only_runs.push(measure_in_process(native(Durability::Output)).await?);
         if rep == 0 {
             nofsync_runs.push(measure_in_process(native(Durability::None)).await?);
+            let dir = scratch.join("sluice-grouped");
+            grouped_runs.push(
+                measure_in_process(sluice_sync_streams(
+                    &runtime,
+                    &connector,
+                    &url,
+                    options.page_size,
+                    1,
+                    Some(GROUP_COMMIT_MS),
+                    &dir,
+                ))
+                .await?,
+            );
         }
     }
     for run in native_runs.iter().chain(&sluice_runs) {
@@ -860,6 +889,7 @@ async fn bench(options: Options) -> Result<()> {
     let sluice = best(&sluice_runs);
     let output_only = best(&output_only_runs);
     let nofsync = best(&nofsync_runs);
+    let grouped = best(&grouped_runs);
     say!(
         report,
         "## In-process, {} records (best of {})",
@@ -880,6 +910,7 @@ async fn bench(options: Options) -> Result<()> {
         ("native, same durability (output + position)", native),
         ("native, output fdatasync only", output_only),
         ("native, nothing synced", nofsync),
+        ("Sluice, commit once a second ([checkpoint])", grouped),
     ] {
         say!(
             report,
@@ -891,6 +922,11 @@ async fn bench(options: Options) -> Result<()> {
             sluice.records_per_sec() / run.records_per_sec()
         );
     }
+    say!(
+        report,
+        "ratio Sluice committing once a second/native with nothing synced: records/s {:.2}",
+        grouped.records_per_sec() / nofsync.records_per_sec()
+    );
     say!(
         report,
         "ratio Sluice/native, same durability: records/s {:.2}, CPU s {:.2}",
@@ -908,7 +944,10 @@ async fn bench(options: Options) -> Result<()> {
     // The same as processes: the real CLI against the baseline binary.
     let cli_cache = scratch.join("cli-cache");
     let conn_path = scratch.join("bench.toml");
-    std::fs::write(&conn_path, connection_toml(&url, options.page_size, 1)?)?;
+    std::fs::write(
+        &conn_path,
+        connection_toml(&url, options.page_size, 1, None)?,
+    )?;
     let sluice_bin = env!("CARGO_BIN_EXE_sluice");
     let spec_time = |label: &str| -> Result<Duration> {
         let started = Instant::now();
@@ -1043,7 +1082,7 @@ async fn bench(options: Options) -> Result<()> {
         "ratio"
     );
     let connection = Connection::parse(
-        &connection_toml(&url, options.page_size, 1)?,
+        &connection_toml(&url, options.page_size, 1, None)?,
         &scratch.join("bench.toml"),
     )?;
     for (label, bytes, iterations) in [
@@ -1201,6 +1240,7 @@ async fn bench(options: Options) -> Result<()> {
                         &url,
                         options.page_size,
                         streams,
+                        None,
                         dir,
                     )
                 });
