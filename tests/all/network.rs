@@ -755,6 +755,13 @@ async fn idle_connections_closed_by_the_server_are_not_reused() {
         .await,
         "the server never closed the idle connection"
     );
+    // The server's FIN is in this client's socket now, but the client's connection task runs
+    // on this same single-threaded runtime: it must be polled to read the FIN and take the
+    // connection out of the pool. The first yield lets the runtime poll its I/O driver (which
+    // wakes that task); the next ones let the task run before this one sends again.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
     let second = transport
         .send(request(&server, reqwest::Method::POST))
         .await
