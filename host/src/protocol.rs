@@ -175,3 +175,12 @@ pub enum GuestError {
     #[error("connector bug: {0}")]
     ConnectorBug(String),
 }
+
+/// The first 80 bytes of guest-supplied `text`, quoted and escaped, for an error message.
+pub(crate) fn excerpt(text: &str) -> String {
+    let mut end = text.len().min(80);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}", &text[..end])
+}

@@ -85,8 +85,8 @@ pub enum Error {
         /// One line per problem: the JSON path, then what was expected and what was found.
         problems: Vec<String>,
     },
-    /// A line of the page is not a JSON object. The host validates records before this check, so
-    /// this is a host bug, reported instead of a panic.
+    /// A line of the page is not a JSON object: this check is where the host parses each
+    /// record, so the sync loop reports it as the connector's protocol violation.
     #[error("stream `{stream}`: record {record} of the page is not a JSON object: {detail}")]
     NotAnObject {
         /// The stream.
@@ -145,6 +145,29 @@ pub struct CheckedPage {
     pub dead_letters: String,
     /// Number of lines in `dead_letters`.
     pub dead_count: u64,
+}
+
+impl CheckedPage {
+    /// Keeps one record `line` that starts at `line_start` in `records`: it extends the
+    /// verbatim prefix while every line so far is `unchanged`, else it is copied.
+    fn keep(
+        &mut self,
+        verbatim: &mut Option<usize>,
+        records: &str,
+        line_start: usize,
+        line: &str,
+        unchanged: bool,
+    ) {
+        self.kept_count += 1;
+        match verbatim {
+            Some(end) if unchanged => *end = line_start + line.len() + 1,
+            _ => {
+                SchemaChecker::diverge(verbatim, &mut self.kept, records, line_start);
+                self.kept.push_str(line);
+                self.kept.push('\n');
+            }
+        }
+    }
 }
 
 /// What kind of drift a field shows.
@@ -285,18 +308,25 @@ impl SchemaChecker {
 
     /// Checks a page of records given as JSON lines (one JSON object per line; blank lines are
     /// skipped). Returns the lines to keep and the lines to dead-letter, and updates the drift.
+    /// When every line is kept as it is (the usual case), `records` itself becomes the kept
+    /// text, without a copy.
     ///
-    /// Fails only when the policy is [`SchemaPolicy::Fail`] and a record does not conform (or on
-    /// a line that is not a JSON object, which the host never passes).
-    pub fn check_page(&mut self, records: &str) -> Result<CheckedPage, Error> {
-        let mut page = CheckedPage {
-            kept: String::with_capacity(records.len() + 1),
-            ..CheckedPage::default()
-        };
+    /// Fails when a line is not a JSON object ([`Error::NotAnObject`]), and when the policy is
+    /// [`SchemaPolicy::Fail`] and a record does not conform.
+    pub fn check_page(&mut self, records: String) -> Result<CheckedPage, Error> {
+        let mut page = CheckedPage::default();
+        // `records[..verbatim]` is kept as it is; `page.kept` is only written once a line is
+        // not (dropped, or trimmed).
+        let mut verbatim = Some(0);
         let mut in_page = 0;
-        for line in records.lines() {
-            let line = line.trim_end();
+        let mut start = 0;
+        for raw in records.split_inclusive('\n') {
+            let line_start = start;
+            start += raw.len();
+            let line = raw.trim_end();
+            let unchanged = line.len() == raw.strip_suffix('\n').unwrap_or(raw).len();
             if line.is_empty() {
+                Self::diverge(&mut verbatim, &mut page.kept, &records, line_start);
                 continue;
             }
             in_page += 1;
@@ -311,15 +341,13 @@ impl SchemaChecker {
             };
             if let Some((_, true)) = shape {
                 self.records_seen += 1;
-                page.kept.push_str(line);
-                page.kept.push('\n');
-                page.kept_count += 1;
+                page.keep(&mut verbatim, &records, line_start, line, unchanged);
                 continue;
             }
             let record: Value = serde_json::from_str(line).map_err(|error| Error::NotAnObject {
                 stream: self.stream.clone(),
                 record: in_page,
-                detail: error.to_string(),
+                detail: format!("{error}: {}", crate::protocol::excerpt(line)),
             })?;
             if !record.is_object() {
                 return Err(Error::NotAnObject {
@@ -337,9 +365,7 @@ impl SchemaChecker {
                 shapes.insert(shape);
             }
             if problems.is_empty() || self.policy == SchemaPolicy::Warn {
-                page.kept.push_str(line);
-                page.kept.push('\n');
-                page.kept_count += 1;
+                page.keep(&mut verbatim, &records, line_start, line, unchanged);
                 continue;
             }
             if self.policy == SchemaPolicy::Fail {
@@ -350,6 +376,7 @@ impl SchemaChecker {
                     problems,
                 });
             }
+            Self::diverge(&mut verbatim, &mut page.kept, &records, line_start);
             let reason = problems.join("; ");
             page.dead_letters.push_str("{\"record\":");
             page.dead_letters.push_str(line);
@@ -362,7 +389,23 @@ impl SchemaChecker {
             page.dead_letters.push_str("}\n");
             page.dead_count += 1;
         }
+        if let Some(end) = verbatim {
+            // Every line as it came; only a missing final line break is added.
+            page.kept = records;
+            if end > page.kept.len() {
+                page.kept.push('\n');
+            }
+        }
         Ok(page)
+    }
+
+    /// Ends the verbatim prefix at `at`: from here on kept lines are copied into `kept`.
+    fn diverge(verbatim: &mut Option<usize>, kept: &mut String, records: &str, at: usize) {
+        if let Some(end) = verbatim.take() {
+            debug_assert_eq!(end, at);
+            kept.reserve(records.len() + 1);
+            kept.push_str(&records[..end]);
+        }
     }
 
     /// Drift seen so far in this sync, one entry per field and kind, sorted by path.
@@ -872,7 +915,7 @@ mod tests {
                 }
             })
             .collect();
-        let page = checker.check_page(&lines(&sample)).unwrap();
+        let page = checker.check_page(lines(&sample)).unwrap();
         assert_eq!(page.kept_count, INFER_RECORDS);
         checker
     }
@@ -886,7 +929,7 @@ mod tests {
             SchemaPolicy::Fail,
         ] {
             let mut checker = declared(policy);
-            let page = checker.check_page(page_text).unwrap();
+            let page = checker.check_page(page_text.to_owned()).unwrap();
             assert_eq!(page.kept, page_text, "{policy:?}");
             assert_eq!(page.kept_count, 2);
             assert_eq!(page.dead_letters, "");
@@ -899,7 +942,7 @@ mod tests {
     fn warn_keeps_a_nonconforming_record_and_reports_the_type_change() {
         let mut checker = declared(SchemaPolicy::Warn);
         let page = checker
-            .check_page(&lines(&[
+            .check_page(lines(&[
                 json!({"id": "7"}),
                 json!({"id": 8}),
                 json!({"id": "9"}),
@@ -925,7 +968,7 @@ mod tests {
     fn dead_letter_sets_nonconforming_records_aside_with_the_reason() {
         let mut checker = declared(SchemaPolicy::DeadLetter);
         let page = checker
-            .check_page("{\"id\":1}\n{\"id\":\"x\",\"status\":\"open\"}\n")
+            .check_page("{\"id\":1}\n{\"id\":\"x\",\"status\":\"open\"}\n".to_owned())
             .unwrap();
         assert_eq!(page.kept, "{\"id\":1}\n");
         assert_eq!(page.kept_count, 1);
@@ -943,7 +986,7 @@ mod tests {
     fn fail_names_the_record_the_path_and_expected_versus_found() {
         let mut checker = declared(SchemaPolicy::Fail);
         let error = checker
-            .check_page(&lines(&[
+            .check_page(lines(&[
                 json!({"id": 1}),
                 json!({"id": 2}),
                 json!({"id": 3, "customer": {"email": 5}}),
@@ -967,9 +1010,35 @@ mod tests {
     }
 
     #[test]
+    fn kept_text_is_each_kept_record_on_a_line_of_its_own() {
+        let schema = json!({"type": "object", "properties": {"id": {"type": "integer"}}});
+        let mut checker = SchemaChecker::new("s", &schema, SchemaPolicy::DeadLetter).unwrap();
+        for (records, kept) in [
+            // As it came (moved, not copied), with a missing final line break added.
+            ("{\"id\":1}\n{\"id\":2}\n", "{\"id\":1}\n{\"id\":2}\n"),
+            ("{\"id\":1}\n{\"id\":2}", "{\"id\":1}\n{\"id\":2}\n"),
+            // Trailing white space, CR LF and blank lines go; dead letters are cut out.
+            ("{\"id\":1}\r\n{\"id\":2}  \n", "{\"id\":1}\n{\"id\":2}\n"),
+            ("{\"id\":1}\n \n{\"id\":2}\n", "{\"id\":1}\n{\"id\":2}\n"),
+            (
+                "{\"id\":1}\n{\"id\":\"x\"}\n{\"id\":3}",
+                "{\"id\":1}\n{\"id\":3}\n",
+            ),
+            ("{\"id\":\"x\"}\n{\"id\":3}\n", "{\"id\":3}\n"),
+            ("", ""),
+        ] {
+            let page = checker.check_page(records.to_owned()).unwrap();
+            assert_eq!(page.kept, kept, "{records:?}");
+            assert_eq!(page.kept_count, kept.lines().count() as u64, "{records:?}");
+        }
+    }
+
+    #[test]
     fn a_missing_required_field_is_nonconforming_and_reported_as_missing() {
         let mut checker = declared(SchemaPolicy::DeadLetter);
-        let page = checker.check_page("{\"status\":\"paid\"}\n").unwrap();
+        let page = checker
+            .check_page("{\"status\":\"paid\"}\n".to_owned())
+            .unwrap();
         assert_eq!(page.kept_count, 0);
         assert_eq!(page.dead_count, 1);
         assert!(page.dead_letters.contains(
@@ -990,7 +1059,7 @@ mod tests {
     fn a_new_field_is_drift_but_not_nonconforming() {
         let mut checker = declared(SchemaPolicy::Fail);
         let page = checker
-            .check_page(&lines(&[
+            .check_page(lines(&[
                 json!({"id": 1, "coupon": "X"}),
                 json!({"id": 2, "coupon": "Y", "items": [{"price": 1, "sku": "a"}, {"sku": "b"}]}),
             ]))
@@ -1019,7 +1088,7 @@ mod tests {
     fn field_names_are_escaped_in_drift_paths() {
         let mut checker = declared(SchemaPolicy::Warn);
         checker
-            .check_page("{\"id\":1,\"a/b~c\":2,\"customer\":{\"x\":1}}\n")
+            .check_page("{\"id\":1,\"a/b~c\":2,\"customer\":{\"x\":1}}\n".to_owned())
             .unwrap();
         let paths: Vec<String> = checker.drift().into_iter().map(|d| d.path).collect();
         assert_eq!(paths, ["/a~1b~0c", "/customer/x"]);
@@ -1029,7 +1098,7 @@ mod tests {
     fn other_rules_are_reported_without_the_value() {
         let mut checker = declared(SchemaPolicy::Warn);
         checker
-            .check_page("{\"id\":1,\"status\":\"secret-ish\"}\n")
+            .check_page("{\"id\":1,\"status\":\"secret-ish\"}\n".to_owned())
             .unwrap();
         let drift = checker.drift();
         assert_eq!(drift.len(), 1);
@@ -1044,7 +1113,7 @@ mod tests {
     #[test]
     fn drift_serializes_for_the_run_summary() {
         let mut checker = declared(SchemaPolicy::Warn);
-        checker.check_page("{\"id\":true}\n").unwrap();
+        checker.check_page("{\"id\":true}\n".to_owned()).unwrap();
         assert_eq!(
             serde_json::to_value(checker.drift()).unwrap(),
             json!([{
@@ -1097,7 +1166,7 @@ mod tests {
     fn records_after_inference_are_checked_against_the_inferred_schema() {
         let mut checker = inferred_checker(SchemaPolicy::DeadLetter);
         let page = checker
-            .check_page(&lines(&[
+            .check_page(lines(&[
                 json!({"id": 1, "name": "a", "note": null, "meta": {"v": 3}}),
                 json!({"id": 2, "name": "a", "meta": {"v": 3}}),
                 json!({"id": "3", "name": "a", "note": "z", "meta": {"v": 3}, "extra": 1}),
@@ -1138,7 +1207,7 @@ mod tests {
         );
         let mut failing = inferred_checker(SchemaPolicy::Fail);
         let error = failing
-            .check_page("{\"id\":1.5,\"name\":\"a\",\"note\":null,\"meta\":{\"v\":1}}\n")
+            .check_page("{\"id\":1.5,\"name\":\"a\",\"note\":null,\"meta\":{\"v\":1}}\n".to_owned())
             .unwrap_err();
         assert!(
             error.to_string().starts_with(
@@ -1154,7 +1223,7 @@ mod tests {
         let mut checker = SchemaChecker::new("s", &json!(true), SchemaPolicy::DeadLetter).unwrap();
         let mut records: Vec<Value> = (0..INFER_RECORDS).map(|i| json!({"n": i})).collect();
         records.push(json!({"n": "late"}));
-        let page = checker.check_page(&lines(&records)).unwrap();
+        let page = checker.check_page(lines(&records)).unwrap();
         assert_eq!(page.kept_count, INFER_RECORDS);
         assert_eq!(page.dead_count, 1);
         assert_eq!(checker.source(), SchemaSource::Inferred);
@@ -1188,9 +1257,11 @@ mod tests {
     #[test]
     fn a_line_that_is_not_an_object_is_an_error_not_a_panic() {
         let mut checker = declared(SchemaPolicy::Warn);
-        let error = checker.check_page("{\"id\":1}\n[1]\n").unwrap_err();
+        let error = checker
+            .check_page("{\"id\":1}\n[1]\n".to_owned())
+            .unwrap_err();
         assert!(matches!(error, Error::NotAnObject { record: 2, .. }));
-        let error = checker.check_page("{\"id\":\n").unwrap_err();
+        let error = checker.check_page("{\"id\":\n".to_owned()).unwrap_err();
         assert!(matches!(error, Error::NotAnObject { record: 1, .. }));
     }
 }

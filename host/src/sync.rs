@@ -20,7 +20,9 @@ use crate::config::{Connection, StreamMode};
 use crate::connector::{Connector, Session, now_ms};
 use crate::dedup::{self, SeenFilter};
 use crate::http::{self, AllowedHosts, EgressPolicy, HttpRequest, Transport, TransportStats};
-use crate::protocol::{ConnectorRequest, Next, RateLimitHint, RunContext, StreamInfo, SyncMode};
+use crate::protocol::{
+    ConnectorRequest, Next, RateLimitHint, RunContext, StreamInfo, SyncMode, excerpt,
+};
 use crate::rate_limit::SharedBudget;
 use crate::sandbox::{self, Limits, Runtime};
 use crate::schema::{self, FieldDrift, SchemaChecker, SchemaSource};
@@ -775,7 +777,7 @@ impl StreamSync<'_> {
         self.summary.records_total = position.records;
         self.summary.duplicates_skipped = finished.duplicates_skipped;
         self.summary.schema_drift = schema.drift();
-        if origin.dedup && finished.is_file {
+        if origin.dedup && self.options.format.writes_file() {
             let latest = self
                 .options
                 .output_dir
@@ -820,9 +822,9 @@ impl StreamSync<'_> {
         let mut guard = CursorGuard::default();
         // The page the committer is working on.
         let mut in_flight: Option<committer::Pending> = None;
-        // Messages on stdout cannot be cut back like a file: there, a page's STATE and
-        // checkpoint are committed before the next request goes out.
-        let pipelined = self.options.format == sink::Format::Jsonl;
+        // Output that cannot be cut back on resume: a page's checkpoint is committed before
+        // the next request goes out.
+        let pipelined = self.options.format.writes_file();
         loop {
             self.summary.guest_cpu_ms =
                 u64::try_from(session.cpu_used().as_millis()).unwrap_or(u64::MAX);
@@ -888,7 +890,8 @@ impl StreamSync<'_> {
                 },
                 None => fetch.await?,
             };
-            let received = validate_records(self.connector.name(), &page.records, self.limits())?;
+            let (received, checked) =
+                check_records(self.connector.name(), schema, page.records, self.limits())?;
             if let Some(new_state) = &page.state {
                 validate_state(self.connector.name(), new_state, self.limits())?;
                 state = Some(new_state.clone());
@@ -899,7 +902,6 @@ impl StreamSync<'_> {
                 page.next == Next::Done,
                 self.limits(),
             )?;
-            let checked = schema.check_page(&page.records)?;
             // One page at a time in the committer: the one before must be done first.
             self.settle(committer, in_flight.take()).await?;
             next = page.next.clone();
@@ -1262,8 +1264,28 @@ fn to_http_request(connector: &str, request: &ConnectorRequest) -> Result<HttpRe
     })
 }
 
-/// Checks a page's records (one JSON object per line, within the limits) before anything is
-/// written; returns how many there are.
+/// Checks a page's records before anything of it is written: the protocol (one JSON object per
+/// line, within the limits), then the stream's schema. Each record is parsed once, by the
+/// schema check. Returns how many records the connector sent, and what to write.
+fn check_records(
+    connector: &str,
+    schema: &mut SchemaChecker,
+    records: String,
+    limits: &Limits,
+) -> Result<(u64, schema::CheckedPage), Error> {
+    let received = validate_records(connector, &records, limits)?;
+    let checked = schema.check_page(records).map_err(|error| match error {
+        schema::Error::NotAnObject { record, detail, .. } => protocol_violation(
+            connector,
+            format!("record line {record} is not valid JSON: {detail}"),
+        ),
+        error => Error::Schema(error),
+    })?;
+    Ok((received, checked))
+}
+
+/// The cheap part of [`check_records`]: one non-blank line per record, each starting like a
+/// JSON object, within the limits; returns how many there are.
 fn validate_records(connector: &str, lines: &str, limits: &Limits) -> Result<u64, Error> {
     let protocol = |detail: String| protocol_violation(connector, detail);
     if lines.len() as u64 > limits.max_page_bytes {
@@ -1287,13 +1309,6 @@ fn validate_records(connector: &str, lines: &str, limits: &Limits) -> Result<u64
         if !line.trim_start().starts_with('{') {
             return Err(protocol(format!(
                 "record line {} is not a JSON object: {}",
-                index + 1,
-                excerpt(line)
-            )));
-        }
-        if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(line) {
-            return Err(protocol(format!(
-                "record line {} is not valid JSON ({error}): {}",
                 index + 1,
                 excerpt(line)
             )));
@@ -1324,38 +1339,39 @@ fn validate_state(connector: &str, state: &str, limits: &Limits) -> Result<(), E
         .map_err(|error| protocol(format!("checkpoint state is not valid JSON: {error}")))
 }
 
-fn excerpt(text: &str) -> String {
-    let mut end = text.len().min(80);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}", &text[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Checks `lines` as a page of a stream without a declared schema.
+    fn check(lines: &str, limits: &Limits) -> Result<(u64, schema::CheckedPage), Error> {
+        let mut schema =
+            SchemaChecker::new("s", &serde_json::Value::Null, crate::config::SchemaPolicy::Warn)
+                .expect("no schema");
+        check_records("c", &mut schema, lines.to_owned(), limits)
+    }
+
     #[test]
     fn records_are_counted_and_bad_lines_named() {
         let limits = Limits::default();
-        assert_eq!(validate_records("c", "", &limits).unwrap(), 0);
-        assert_eq!(validate_records("c", "{\"a\":1}", &limits).unwrap(), 1);
-        assert_eq!(validate_records("c", "{}\n{}\n", &limits).unwrap(), 2);
-        let error = validate_records("c", "{}\n[1]\n", &limits)
-            .unwrap_err()
-            .to_string();
+        assert_eq!(check("", &limits).unwrap().0, 0);
+        let (count, page) = check("{\"a\":1}", &limits).unwrap();
+        assert_eq!((count, page.kept.as_str()), (1, "{\"a\":1}\n"));
+        assert_eq!(check("{}\n{}\n", &limits).unwrap().0, 2);
+        let error = check("{}\n[1]\n", &limits).unwrap_err().to_string();
         assert!(
             error.contains("record line 2 is not a JSON object"),
             "{error}"
         );
-        let error = validate_records("c", "{\"a\":}", &limits)
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("record line 1 is not valid JSON"), "{error}");
-        let error = validate_records("c", "{}\n\n{}", &limits)
-            .unwrap_err()
-            .to_string();
+        for (lines, line) in [("{\"a\":}", 1), ("{}\n{\"a\":1} trailing\n", 2)] {
+            let error = check(lines, &limits).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("record line {line} is not valid JSON")),
+                "{error}"
+            );
+            assert!(error.contains("returned invalid data"), "{error}");
+        }
+        let error = check("{}\n\n{}", &limits).unwrap_err().to_string();
         assert!(error.contains("record line 2 is empty"), "{error}");
     }
 
@@ -1394,7 +1410,7 @@ mod tests {
                 lines in "(\\{[a-z0-9\":,\\[\\] ]{0,12}\\}|[ -~]{0,6}|\n){0,16}"
             ) {
                 let limits = small_limits();
-                if let Ok(count) = validate_records("c", &lines, &limits) {
+                if let Ok((count, _)) = check(&lines, &limits) {
                     prop_assert!(count <= limits.max_records_per_page);
                     prop_assert!(lines.len() as u64 <= limits.max_page_bytes);
                     let parsed = lines
@@ -1412,7 +1428,7 @@ mod tests {
             /// Arbitrary text as records never panics the host.
             #[test]
             fn arbitrary_records_never_panic(lines in "\\PC{0,200}") {
-                let _ = validate_records("c", &lines, &small_limits());
+                let _ = check(&lines, &small_limits());
             }
 
             /// Accepted state is JSON within `max_state_bytes`.

@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -25,16 +25,56 @@ const MAX_SHAPES: usize = 4096;
 
 /// The shapes of records that passed a structural schema cleanly.
 pub(super) struct ConformingShapes {
-    keys: std::hash::RandomState,
-    shapes: HashSet<u64>,
+    keys: Keys,
+    shapes: HashSet<u64, BuildHasherDefault<AlreadyHashed>>,
+}
+
+/// The set's hasher: a shape is already a keyed hash, so it is used as it is.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the set holds `u64`s); fold anything else in anyway.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, shape: u64) {
+        self.0 = shape;
+    }
+}
+
+/// The checker's random hash key, and each scalar type's shape hashed with it once (a scalar
+/// is most of a record's values; hashing its tag anew each time was most of the hashing).
+struct Keys {
+    hasher: std::hash::RandomState,
+    tags: [u64; ARRAY as usize + 1],
+}
+
+impl Keys {
+    fn new() -> Self {
+        let hasher = std::hash::RandomState::new();
+        let tags = std::array::from_fn(|tag| hasher.hash_one(tag as u64));
+        Self { hasher, tags }
+    }
+
+    fn tag(&self, tag: u64) -> u64 {
+        self.tags[tag as usize]
+    }
 }
 
 impl ConformingShapes {
     /// A cache for `schema`, or `None` when the schema constrains more than structure.
     pub fn for_schema(schema: &Value) -> Option<Self> {
         is_structural(schema).then(|| Self {
-            keys: std::hash::RandomState::new(),
-            shapes: HashSet::new(),
+            keys: Keys::new(),
+            shapes: HashSet::default(),
         })
     }
 
@@ -88,12 +128,8 @@ const NULL: u64 = 6;
 const OBJECT: u64 = 7;
 const ARRAY: u64 = 8;
 
-fn tag(keys: &std::hash::RandomState, tag: u64) -> u64 {
-    keys.hash_one(tag)
-}
-
 /// Hashes the shape of one JSON value.
-struct ShapeSeed<'a>(&'a std::hash::RandomState);
+struct ShapeSeed<'a>(&'a Keys);
 
 impl<'de> DeserializeSeed<'de> for ShapeSeed<'_> {
     type Value = u64;
@@ -111,15 +147,15 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
     }
 
     fn visit_bool<E>(self, _: bool) -> Result<u64, E> {
-        Ok(tag(self.0, BOOL))
+        Ok(self.0.tag(BOOL))
     }
 
     fn visit_i64<E>(self, _: i64) -> Result<u64, E> {
-        Ok(tag(self.0, INTEGER))
+        Ok(self.0.tag(INTEGER))
     }
 
     fn visit_u64<E>(self, _: u64) -> Result<u64, E> {
-        Ok(tag(self.0, INTEGER))
+        Ok(self.0.tag(INTEGER))
     }
 
     fn visit_f64<E>(self, value: f64) -> Result<u64, E> {
@@ -128,19 +164,19 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
         } else {
             FRACTION
         };
-        Ok(tag(self.0, kind))
+        Ok(self.0.tag(kind))
     }
 
     fn visit_str<E>(self, _: &str) -> Result<u64, E> {
-        Ok(tag(self.0, STRING))
+        Ok(self.0.tag(STRING))
     }
 
     fn visit_unit<E>(self) -> Result<u64, E> {
-        Ok(tag(self.0, NULL))
+        Ok(self.0.tag(NULL))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let mut hasher = self.0.build_hasher();
+        let mut hasher = self.0.hasher.build_hasher();
         hasher.write_u64(OBJECT);
         while let Some(()) = map.next_key_seed(KeySeed(&mut hasher))? {
             hasher.write_u64(map.next_value_seed(ShapeSeed(self.0))?);
@@ -149,13 +185,21 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let mut elements = Vec::new();
+        // The distinct element shapes; most arrays have one, which needs no allocation.
+        let mut first = None;
+        let mut others = Vec::new();
         while let Some(shape) = seq.next_element_seed(ShapeSeed(self.0))? {
-            elements.push(shape);
+            match first {
+                None => first = Some(shape),
+                Some(seen) if seen == shape => {}
+                Some(_) if others.contains(&shape) => {}
+                Some(_) => others.push(shape),
+            }
         }
+        let mut elements = others;
+        elements.extend(first);
         elements.sort_unstable();
-        elements.dedup();
-        let mut hasher = self.0.build_hasher();
+        let mut hasher = self.0.hasher.build_hasher();
         hasher.write_u64(ARRAY);
         for shape in elements {
             hasher.write_u64(shape);

@@ -23,6 +23,15 @@ pub enum Format {
     Singer,
 }
 
+impl Format {
+    /// Whether the output is a file, which a resumed sync cuts back to the last commit.
+    /// Only then may a page be written before its checkpoint is committed; messages on stdout
+    /// cannot be taken back once a consumer has read them.
+    pub fn writes_file(self) -> bool {
+        self == Self::Jsonl
+    }
+}
+
 /// A stream's output: its JSON-lines file, or protocol messages on stdout.
 pub enum Output {
     /// The JSON-lines file.
@@ -60,11 +69,6 @@ impl Output {
                 committed_bytes,
             )?)),
         }
-    }
-
-    /// Whether the output is the JSON-lines file.
-    pub fn is_file(&self) -> bool {
-        matches!(self, Self::Jsonl(_))
     }
 
     /// Appends one page of validated JSON lines (file: written, not yet synced; stdout: one

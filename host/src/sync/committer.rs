@@ -57,15 +57,13 @@ pub(super) struct PageDone {
 pub(super) struct Finished {
     /// The committed output position.
     pub position: SinkPosition,
-    /// Whether the output is the JSON-lines file.
-    pub is_file: bool,
     /// Records the seen index dropped.
     pub duplicates_skipped: u64,
 }
 
 /// The writer's side of a stream's sync, as handed to [`Committer::spawn`].
 pub(super) struct Writer {
-    /// The store and the stream's key in it.
+    /// The checkpoint store.
     pub store: CheckpointStore,
     /// The stream's key in the store.
     pub key: StreamKey,
@@ -314,10 +312,6 @@ impl Writer {
 
     fn finished(self) -> Finished {
         Finished {
-            is_file: self
-                .files
-                .as_ref()
-                .is_some_and(|files| files.sink.is_file()),
             position: self.position,
             duplicates_skipped: self.seen.as_ref().map_or(0, SeenFilter::skipped),
         }
