@@ -1345,9 +1345,12 @@ mod tests {
 
     /// Checks `lines` as a page of a stream without a declared schema.
     fn check(lines: &str, limits: &Limits) -> Result<(u64, schema::CheckedPage), Error> {
-        let mut schema =
-            SchemaChecker::new("s", &serde_json::Value::Null, crate::config::SchemaPolicy::Warn)
-                .expect("no schema");
+        let mut schema = SchemaChecker::new(
+            "s",
+            &serde_json::Value::Null,
+            crate::config::SchemaPolicy::Warn,
+        )
+        .expect("no schema");
         check_records("c", &mut schema, lines.to_owned(), limits)
     }
 
