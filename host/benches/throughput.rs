@@ -32,20 +32,18 @@
 //!
 //! Not part of `cargo test`: it asserts nothing about time.
 
+#[path = "common/api.rs"]
+mod api;
+#[path = "common/measure.rs"]
+mod measure;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Seek, Write};
-use std::net::SocketAddr;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -58,9 +56,12 @@ use sluice_host::sink::JsonlSink;
 use sluice_host::sync::{self, RunOptions};
 use sluice_host::{Connector, Runtime};
 
+use api::{Api, Dataset, connection_toml, serve_main};
+use measure::{Run, best, measure_child, peak_rss_kib, sys};
+
 /// The issue's workload: 500,000 records of about 400 bytes in pages of 100.
 const DEFAULT_RECORDS: u64 = 500_000;
-const DEFAULT_PAGE_SIZE: u64 = 100;
+const DEFAULT_PAGE_SIZE: u64 = api::DEFAULT_PAGE_SIZE;
 const DEFAULT_RECORD_BYTES: usize = 400;
 /// Repetitions of each side-by-side measurement (alternating); the best of each is reported.
 const DEFAULT_REPS: u32 = 2;
@@ -131,174 +132,6 @@ impl Options {
             bail!("--records and --page-size must be positive");
         }
         Ok(options)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The loopback API
-// ---------------------------------------------------------------------------------------------
-
-/// Records of one size, rendered once: `records` joined by commas in one buffer.
-struct Dataset {
-    bytes: Vec<u8>,
-    /// Start of record `i`; one extra entry one past the end (after a virtual comma).
-    starts: Vec<usize>,
-}
-
-impl Dataset {
-    fn render(record_bytes: usize, count: u64) -> Self {
-        let mut bytes = Vec::with_capacity(record_bytes.saturating_add(1) * count as usize);
-        let mut starts = Vec::with_capacity(count as usize + 1);
-        for id in 1..=count {
-            starts.push(bytes.len());
-            render_record(&mut bytes, id, record_bytes);
-            bytes.push(b',');
-        }
-        starts.push(bytes.len());
-        Self { bytes, starts }
-    }
-
-    fn len(&self) -> u64 {
-        (self.starts.len() - 1) as u64
-    }
-
-    /// `{"data":[...]}` with records `offset..offset + limit` of the first `count`.
-    fn page(&self, count: u64, offset: u64, limit: u64) -> Vec<u8> {
-        let end = offset.saturating_add(limit).min(count).min(self.len());
-        let start = offset.min(end);
-        let (from, to) = (self.starts[start as usize], self.starts[end as usize]);
-        let records = &self.bytes[from..to.saturating_sub(1).max(from)];
-        let mut body = Vec::with_capacity(records.len() + 12);
-        body.extend_from_slice(b"{\"data\":[");
-        body.extend_from_slice(records);
-        body.extend_from_slice(b"]}");
-        body
-    }
-}
-
-/// One record of exactly `target` bytes (or the smallest possible, if that is less).
-fn render_record(out: &mut Vec<u8>, id: u64, target: usize) {
-    const COUNTRIES: [&str; 5] = ["DE", "FR", "US", "JP", "BR"];
-    const STATUSES: [&str; 3] = ["active", "paused", "closed"];
-    let start = out.len();
-    let head = format!(
-        concat!(
-            r#"{{"id":{id},"name":"Customer {id}","email":"customer{id}@example.com","#,
-            r#""status":"{status}","created_at":"2024-{month:02}-{day:02}T{hour:02}:{minute:02}:00Z","#,
-            r#""amount":{cents}.{rest:02},"currency":"EUR","tags":["bench","tier-{tier}"],"#,
-            r#""address":{{"street":"{id} Main Street","city":"Springfield","zip":"{zip:05}","country":"{country}"}},"#,
-            r#""notes":""#
-        ),
-        id = id,
-        status = STATUSES[(id % 3) as usize],
-        month = id % 12 + 1,
-        day = id % 28 + 1,
-        hour = id % 24,
-        minute = id % 60,
-        cents = id * 7 % 100_000,
-        rest = id % 100,
-        tier = id % 4,
-        zip = id % 100_000,
-        country = COUNTRIES[(id % 5) as usize],
-    );
-    out.extend_from_slice(head.as_bytes());
-    let tail = b"\"}";
-    let used = out.len() - start + tail.len();
-    let filler = b"lorem ipsum dolor sit amet consectetur adipiscing elit ";
-    for index in 0..target.saturating_sub(used) {
-        out.push(filler[index % filler.len()]);
-    }
-    out.extend_from_slice(tail);
-}
-
-#[derive(Deserialize)]
-struct PageQuery {
-    limit: Option<u64>,
-    offset: Option<u64>,
-}
-
-/// `--serve SIZE:COUNT...`: serve `GET /{record_bytes}/{count}/items?limit&offset` and print
-/// the address; stops when stdin closes (the benchmark exited).
-fn serve_main(args: &[String]) -> Result<()> {
-    let mut datasets = std::collections::HashMap::new();
-    for spec in args {
-        let (size, count) = spec.split_once(':').context("expected SIZE:COUNT")?;
-        let size: usize = size.parse()?;
-        datasets.insert(size, Arc::new(Dataset::render(size, count.parse()?)));
-    }
-    let datasets = Arc::new(datasets);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr: SocketAddr = listener.local_addr()?;
-        let app = Router::new()
-            .route("/{size}/{count}/items", get(serve_page))
-            .with_state(datasets);
-        println!("{addr}");
-        std::io::stdout().flush()?;
-        std::thread::spawn(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::stdin().read_to_end(&mut sink);
-            std::process::exit(0);
-        });
-        axum::serve(listener, app).await?;
-        Ok(())
-    })
-}
-
-async fn serve_page(
-    State(datasets): State<Arc<std::collections::HashMap<usize, Arc<Dataset>>>>,
-    UrlPath((size, count)): UrlPath<(usize, u64)>,
-    Query(query): Query<PageQuery>,
-) -> axum::response::Response {
-    let Some(dataset) = datasets.get(&size) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let body = dataset.page(
-        count,
-        query.offset.unwrap_or(0),
-        query.limit.unwrap_or(DEFAULT_PAGE_SIZE),
-    );
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// The API child process; killed (by closing its stdin) when dropped.
-struct Api {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Api {
-    fn start(datasets: &[(usize, u64)]) -> Result<Self> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--serve")
-            .args(
-                datasets
-                    .iter()
-                    .map(|(size, count)| format!("{size}:{count}")),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line.trim().parse().context("the API did not start")?;
-        Ok(Self { child, addr })
-    }
-
-    fn items_url(&self, record_bytes: usize, count: u64) -> String {
-        format!("http://{}/{record_bytes}/{count}/items", self.addr)
-    }
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
     }
 }
 
@@ -423,55 +256,6 @@ fn native_page(body: &[u8], lines: &mut Vec<u8>) -> Result<usize> {
 // Sluice
 // ---------------------------------------------------------------------------------------------
 
-/// A `rest` connection reading `url` as `streams` streams (`items`, or `items0`, `items1`, ...),
-/// all synced at once; committing every page, or every `commit_every_ms` when given.
-fn connection_toml(
-    url: &str,
-    page_size: u64,
-    streams: usize,
-    commit_every_ms: Option<u64>,
-) -> Result<String> {
-    let parsed = url::Url::parse(url)?;
-    let base = format!(
-        "{}://{}",
-        parsed.scheme(),
-        parsed.host_str().context("no host")?
-    ) + &parsed
-        .port()
-        .map(|port| format!(":{port}"))
-        .unwrap_or_default();
-    let mut toml = format!(
-        "name = \"bench\"\n\n[sync]\nconcurrent_streams = {streams}\n\n[network]\nallow_private_networks = true\n"
-    );
-    if let Some(every_ms) = commit_every_ms {
-        write!(
-            toml,
-            "\n[checkpoint]\nevery_pages = 1000000\nevery_ms = {every_ms}\n"
-        )?;
-    }
-    write!(toml, "\n[config]\nbase_url = \"{base}\"\nauth = false\n")?;
-    for i in 0..streams {
-        let name = if streams == 1 {
-            "items".to_owned()
-        } else {
-            format!("items{i}")
-        };
-        write!(
-            toml,
-            r#"
-[[config.streams]]
-name = "{name}"
-path = "{path}"
-records = "/data"
-primary_key = "/id"
-pagination = {{ type = "offset", limit_param = "limit", offset_param = "offset", page_size = {page_size} }}
-"#,
-            path = parsed.path(),
-        )?;
-    }
-    Ok(toml)
-}
-
 /// One in-process sync with `sluice_host::sync::run` into a fresh directory under `dir`.
 async fn sluice_sync(
     runtime: &Runtime,
@@ -512,92 +296,12 @@ async fn sluice_sync_streams(
 // Measuring
 // ---------------------------------------------------------------------------------------------
 
-#[allow(
-    unsafe_code,
-    reason = "getrusage, wait4 and sync_file_range have no safe wrapper in std"
-)]
-mod sys {
-    use std::time::Duration;
-
-    /// CPU time of a process.
-    #[derive(Debug, Clone, Copy)]
-    pub struct Usage {
-        pub cpu: Duration,
-    }
-
-    fn from_raw(raw: &libc::rusage) -> Usage {
-        let time = |tv: libc::timeval| {
-            Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
-        };
-        Usage {
-            cpu: time(raw.ru_utime) + time(raw.ru_stime),
-        }
-    }
-
-    /// This process so far.
-    pub fn current() -> Usage {
-        let mut raw = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: `raw` is a valid, writable `rusage`; getrusage(RUSAGE_SELF) cannot fail.
-        let raw = unsafe {
-            libc::getrusage(libc::RUSAGE_SELF, raw.as_mut_ptr());
-            raw.assume_init()
-        };
-        from_raw(&raw)
-    }
-
-    /// Writes the first `len` bytes of `file` to the device and waits, as sled does for its
-    /// log on Linux (no metadata, no device cache flush: weaker than `fdatasync`).
-    pub fn sync_file_range(file: &std::fs::File, len: usize) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-            | libc::SYNC_FILE_RANGE_WRITE
-            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-        // SAFETY: a plain syscall on an open descriptor; no memory is passed.
-        let ret =
-            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, len as libc::off64_t, flags) };
-        if ret < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Waits for child `pid` and returns whether it succeeded, and what it used.
-    pub fn wait(pid: u32) -> std::io::Result<(bool, Usage)> {
-        let mut status = 0;
-        let mut raw = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: both out-pointers are valid; `pid` is our own child, not yet waited for.
-        let raw = unsafe {
-            if libc::wait4(pid as libc::pid_t, &mut status, 0, raw.as_mut_ptr()) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            raw.assume_init()
-        };
-        let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-        Ok((ok, from_raw(&raw)))
-    }
-}
-
 /// Resident memory of this process now, from `/proc/self/statm`.
 fn current_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096)
-}
-
-/// One measured sync.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    records: u64,
-    wall: Duration,
-    cpu: Duration,
-    peak_rss_kib: Option<u64>,
-}
-
-impl Run {
-    fn records_per_sec(&self) -> f64 {
-        self.records as f64 / self.wall.as_secs_f64()
-    }
 }
 
 async fn measure_in_process<F: std::future::Future<Output = Result<u64>>>(sync: F) -> Result<Run> {
@@ -629,61 +333,6 @@ async fn measure_rss<F: std::future::Future<Output = Result<u64>>>(
         peak_bytes as f64 / (1024.0 * 1024.0),
         peak_bytes.saturating_sub(before) as f64 / (1024.0 * 1024.0),
     ))
-}
-
-/// The peak resident memory (`VmHWM`) of process `pid`, or `None` once it is gone.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Runs `command` to completion: wall time, CPU time (`wait4`) and peak RSS. The peak is
-/// sampled from `/proc/<pid>/status` every millisecond: `ru_maxrss` would report this
-/// (large) process's size, which Linux carries into a child across `exec`.
-fn measure_child(command: &mut Command, expected_records: u64) -> Result<Run> {
-    let started = Instant::now();
-    let child = command.stdout(Stdio::null()).spawn()?;
-    let pid = child.id();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = std::thread::spawn({
-        let done = Arc::clone(&done);
-        move || {
-            let mut peak = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                match peak_rss_kib(pid) {
-                    Some(kib) => peak = kib.max(peak),
-                    None => break,
-                }
-                #[allow(
-                    clippy::disallowed_methods,
-                    reason = "a sampling thread of its own, not an async task"
-                )]
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            peak
-        }
-    });
-    let (ok, usage) = sys::wait(pid)?;
-    let wall = started.elapsed();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.join().unwrap_or(0);
-    if !ok {
-        bail!("child {command:?} failed");
-    }
-    Ok(Run {
-        records: expected_records,
-        wall,
-        cpu: usage.cpu,
-        peak_rss_kib: Some(peak),
-    })
-}
-
-fn best(runs: &[Run]) -> Run {
-    runs.iter()
-        .copied()
-        .min_by_key(|run| run.wall)
-        .expect("at least one run")
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -972,12 +621,14 @@ async fn bench(options: Options) -> Result<()> {
     for _ in 0..options.reps {
         let out = scratch.join("native-child.jsonl");
         child_native_runs.push(measure_child(
-            Command::new(std::env::current_exe()?).args([
-                "--native-child".as_ref(),
-                url.as_ref(),
-                out.as_os_str(),
-                options.page_size.to_string().as_ref(),
-            ]),
+            Command::new(std::env::current_exe()?)
+                .args([
+                    "--native-child".as_ref(),
+                    url.as_ref(),
+                    out.as_os_str(),
+                    options.page_size.to_string().as_ref(),
+                ])
+                .stdout(Stdio::null()),
             options.records,
         )?);
         let dir = scratch.join("cli");
@@ -990,7 +641,8 @@ async fn bench(options: Options) -> Result<()> {
                 .arg(dir.join("state"))
                 .arg("--output")
                 .arg(dir.join("output"))
-                .env("SLUICE_CACHE_DIR", &cli_cache),
+                .env("SLUICE_CACHE_DIR", &cli_cache)
+                .stdout(Stdio::null()),
             options.records,
         )?);
         let written = std::fs::read(dir.join("output/items.jsonl"))?
