@@ -394,6 +394,21 @@ impl CheckpointStore {
         seen: &[(String, RecordDigest)],
         forget_seen: bool,
     ) -> Result<(), Error> {
+        self.stage_page(key, checkpoint, seen, forget_seen)?;
+        self.flush(key).await
+    }
+
+    /// The first half of [`CheckpointStore::commit_page`]: applies the batch, which reads of
+    /// this store see at once, without waiting for the disk. Until a [`CheckpointStore::flush`]
+    /// that starts after it returns, a crash may keep the commit before it instead (never a
+    /// part of the batch).
+    pub fn stage_page(
+        &self,
+        key: &StreamKey,
+        checkpoint: &Checkpoint,
+        seen: &[(String, RecordDigest)],
+        forget_seen: bool,
+    ) -> Result<(), Error> {
         let encoded = key.encode();
         let storage = |error: &dyn std::fmt::Display| Error::Storage {
             key: encoded.clone(),
@@ -414,12 +429,18 @@ impl CheckpointStore {
             );
         }
         batch.insert(encoded.as_bytes(), bytes);
-        self.tree.apply_batch(batch).map_err(|e| storage(&e))?;
+        self.tree.apply_batch(batch).map_err(|e| storage(&e))
+    }
+
+    /// Waits until everything staged so far is on disk (`key` names the stream in an error).
+    pub async fn flush(&self, key: &StreamKey) -> Result<(), Error> {
         self.flusher
             .flush(&self.tree)
             .await
-            .map_err(|e| storage(&e))?;
-        Ok(())
+            .map_err(|error| Error::Storage {
+                key: key.encode(),
+                detail: error.to_string(),
+            })
     }
 
     /// The digest of the record last written for `primary_key` in `key`'s stream, if any.

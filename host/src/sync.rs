@@ -751,6 +751,7 @@ impl StreamSync<'_> {
             }),
             seen,
             every: self.connection.checkpoint,
+            answer_before_flush: self.options.format.writes_file(),
         });
         let read = self
             .read_pages(

@@ -2,9 +2,10 @@
 //! sync, run again, and the output file must be byte-identical to that of an uninterrupted run.
 //!
 //! A kill "after k pages" happens once request k + 1 has reached the mock, which holds it
-//! unanswered, plus a seeded jitter. Pages 1..k were answered then, and 1..k-1 committed; page k
-//! may still be committing, as the sync sends the next request while it commits a page. So a
-//! resume fetches the pages after k again, and page k too if its commit had not finished. Another test kills at unaligned random instants instead. After each kill a torn partial record
+//! unanswered, plus a seeded jitter. Pages 1..k were answered then, and 1..k-2 committed; pages
+//! k - 1 and k may still be committing, as the sync fetches the next page while it writes one and
+//! flushes the checkpoint of the one before. So a resume fetches the pages after k again, and
+//! pages k - 1 and k too if their commits had not finished. Another test kills at unaligned random instants instead. After each kill a torn partial record
 //! is appended to the output, as a crash in the middle of a write would leave it.
 
 use std::time::Duration;
@@ -83,7 +84,7 @@ fn tear_output(ws: &Workspace) {
 
 /// Runs the interrupted sync to completion and checks it resumed where it stopped: it fetches
 /// the `pages_left` pages after the last answered one, plus at most `committing` pages whose
-/// commit may still have been running at a kill (one per kill).
+/// commit may still have been running at a kill (two per kill).
 fn resume(ws: &Workspace, mock: &MockApi, pages_left: u64, committing: u64) {
     let before = mock.request_count();
     let summary = ws.run("rest");
@@ -108,7 +109,7 @@ fn crash_and_resume(style: Style, pages_done: u64, jitter: Duration) {
     ws.write(&connection(&mock, style));
 
     kill_after(&ws, &mock, pages_done, jitter);
-    resume(&ws, &mock, PAGES - pages_done, 1);
+    resume(&ws, &mock, PAGES - pages_done, 2);
 
     let output = std::fs::read(ws.output_file("items")).expect("output");
     assert!(
@@ -137,8 +138,9 @@ fn crash_resume_after_7_pages() {
 }
 
 /// With `[checkpoint] every_pages = 4`, a kill after 6 pages finds pages 1..=4 committed (the
-/// commit at page 8 is not due yet): the resume fetches everything after page 4 again, and the
-/// output is still that of an uninterrupted run.
+/// commit at page 8 is not due yet), or none if the flush of page 4's checkpoint was still
+/// running: the resume fetches everything after page 4 (or all) again, and the output is still
+/// that of an uninterrupted run.
 #[test]
 fn crash_resume_with_a_commit_every_4_pages() {
     let reference = reference_output(Style::Offset);
@@ -147,7 +149,7 @@ fn crash_resume_with_a_commit_every_4_pages() {
     ws.write(&connection(&mock, Style::Offset).set("checkpoint", "every_pages", json!(4)));
 
     kill_after(&ws, &mock, 6, Duration::from_millis(20));
-    resume(&ws, &mock, PAGES - 4, 0);
+    resume(&ws, &mock, PAGES - 4, 4);
 
     let output = std::fs::read(ws.output_file("items")).expect("output");
     assert!(
@@ -178,11 +180,11 @@ fn crash_resume_at_seeded_random_points() {
     ws.write(&connection(&mock, style));
 
     kill_after(&ws, &mock, first, jitters[0]);
-    // The resumed run re-sends request `first + 1` (or `first`, if that page's commit had not
-    // finished), so it has answered `second - first` pages when request `second + 1` (or
-    // `second`) arrives.
+    // The resumed run re-sends request `first + 1` (or `first - 1` or `first`, if those pages'
+    // commits had not finished), so it has answered `second - first` pages when request
+    // `second + 1` (or one or two before it) arrives.
     kill_after(&ws, &mock, second - first, jitters[1]);
-    resume(&ws, &mock, PAGES - second, 2);
+    resume(&ws, &mock, PAGES - second, 4);
 
     let output = std::fs::read(ws.output_file("items")).expect("output");
     assert!(
@@ -209,7 +211,7 @@ fn crash_resume_during_incremental_sync() {
 
     mock.append(RECORDS - 60); // 87 new records: 9 pages, the last short
     kill_after(&ws, &mock, 4, Duration::from_millis(5));
-    resume(&ws, &mock, 9 - 4, 1);
+    resume(&ws, &mock, 9 - 4, 2);
     assert!(
         mock.requests()
             .iter()

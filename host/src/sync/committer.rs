@@ -81,6 +81,16 @@ pub(super) struct Writer {
     pub seen: Option<SeenFilter>,
     /// How often to commit.
     pub every: CheckpointSettings,
+    /// Whether a page may be answered before its checkpoint is on disk: true for output that
+    /// a resume cuts back to the last commit ([`sink::Format::writes_file`]).
+    pub answer_before_flush: bool,
+}
+
+/// The flush of the last staged checkpoint, running while the next page is written, and the
+/// pages whose answer waits for it.
+struct Flushing {
+    task: tokio::task::JoinHandle<Result<(), crate::checkpoint::Error>>,
+    waiting: Vec<(oneshot::Sender<Result<PageDone, Error>>, PageDone)>,
 }
 
 /// A page handed over and the answer to wait for.
@@ -167,6 +177,7 @@ impl Writer {
         let mut uncommitted = 0u64;
         let mut pending: Option<Next> = None;
         let mut last_commit = Instant::now();
+        let mut flushing: Option<Flushing> = None;
         loop {
             let wait = (uncommitted > 0 && self.every.every_ms > 0).then(|| {
                 (last_commit + Duration::from_millis(self.every.every_ms))
@@ -177,7 +188,7 @@ impl Writer {
                     Ok(work) => work,
                     Err(_) => {
                         // Time is up while the loop waits for its next page.
-                        self.commit(pending.as_ref()).await?;
+                        self.commit(pending.as_ref(), &mut flushing).await?;
                         uncommitted = 0;
                         last_commit = Instant::now();
                         continue;
@@ -188,8 +199,9 @@ impl Writer {
             let Some(Work { page, done }) = work else {
                 // The stream is over (or stopping): commit what is written.
                 if uncommitted > 0 {
-                    self.commit(pending.as_ref()).await?;
+                    self.commit(pending.as_ref(), &mut flushing).await?;
                 }
+                settle_flush(&mut flushing).await?;
                 return Ok(self.finished());
             };
             uncommitted += 1;
@@ -206,11 +218,22 @@ impl Writer {
                     return Err(error);
                 }
             };
+            let fetch_next = matches!(next, Next::Fetch(_));
             pending = (next != Next::Done).then_some(next);
             if due {
-                self.checkpoint(pending.as_ref()).await?;
+                self.checkpoint(pending.as_ref(), &mut flushing).await?;
                 uncommitted = 0;
                 last_commit = Instant::now();
+                // Before a back-off, the end, or the next message on stdout, the page's
+                // checkpoint is on disk; otherwise its flush runs on while the next page is
+                // fetched and written.
+                if !(self.answer_before_flush && fetch_next)
+                    && let Some(flush) = flushing.as_mut()
+                {
+                    flush.waiting.push((done, page_done));
+                    settle_flush(&mut flushing).await?;
+                    continue;
+                }
             }
             // The loop may have given up waiting (an error of its own): nothing to tell then.
             let _ = done.send(Ok(page_done));
@@ -252,13 +275,17 @@ impl Writer {
     }
 
     /// Makes the output durable, then commits the checkpoint that covers it.
-    async fn commit(&mut self, pending: Option<&Next>) -> Result<(), Error> {
+    async fn commit(
+        &mut self,
+        pending: Option<&Next>,
+        flushing: &mut Option<Flushing>,
+    ) -> Result<(), Error> {
         let state = self.state.clone();
         let synced = self
             .on_files(move |files| files.sync(state.as_deref()))
             .await??;
         self.synced(synced);
-        self.checkpoint(pending).await
+        self.checkpoint(pending, flushing).await
     }
 
     /// Records the offsets the output files were synced to.
@@ -270,8 +297,14 @@ impl Writer {
     }
 
     /// Commits the checkpoint of everything synced so far, with the seen entries of the pages
-    /// since the last commit.
-    async fn checkpoint(&mut self, pending: Option<&Next>) -> Result<(), Error> {
+    /// since the last commit: waits for the previous checkpoint's flush, stages this one (the
+    /// seen index reads it at once) and starts its flush, which the next page overlaps.
+    async fn checkpoint(
+        &mut self,
+        pending: Option<&Next>,
+        flushing: &mut Option<Flushing>,
+    ) -> Result<(), Error> {
+        settle_flush(flushing).await?;
         let checkpoint = Checkpoint {
             mode: self.mode,
             state: self.state.clone(),
@@ -286,9 +319,13 @@ impl Writer {
             .map(SeenFilter::take_pending)
             .unwrap_or_default();
         self.store
-            .commit_page(&self.key, &checkpoint, &seen, false)
-            .await?;
-        tracing::debug!(records = self.position.records, "Checkpoint committed.");
+            .stage_page(&self.key, &checkpoint, &seen, false)?;
+        let (store, key) = (self.store.clone(), self.key.clone());
+        *flushing = Some(Flushing {
+            task: tokio::spawn(async move { store.flush(&key).await }.in_current_span()),
+            waiting: Vec::new(),
+        });
+        tracing::debug!(records = self.position.records, "Checkpoint staged; flushing.");
         Ok(())
     }
 
@@ -353,4 +390,17 @@ impl Files {
             .transpose()?;
         Ok((self.sink.commit(state)?, dead_letter_bytes))
     }
+}
+
+/// Waits for the checkpoint flush in flight, if any, then answers the pages that waited for it.
+async fn settle_flush(flushing: &mut Option<Flushing>) -> Result<(), Error> {
+    let Some(Flushing { task, waiting }) = flushing.take() else {
+        return Ok(());
+    };
+    task.await
+        .map_err(|join| Error::Internal(format!("the checkpoint flush failed: {join}")))??;
+    for (done, page) in waiting {
+        let _ = done.send(Ok(page));
+    }
+    Ok(())
 }
