@@ -112,6 +112,7 @@ struct RawConnection {
 /// ```toml
 /// [sync]
 /// concurrent_streams = 4   # sync up to 4 streams at once (default 1: one after the other)
+/// prefetch = true          # send the guessed next page's request while the connector parses
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,12 +120,19 @@ pub struct SyncSettings {
     /// Streams synced at once. Their requests share the connection's rate limits; each has
     /// its own guest instance, output file and checkpoint.
     pub concurrent_streams: u32,
+    /// Whether to send a guessed next request while the guest parses a page: for offset and
+    /// page-number pagination (`GET`s that differ in one rising number), the request one step
+    /// on. Its response is used only if the connector asks for exactly that request; otherwise
+    /// it is dropped, so it costs one extra request at the end of each such stream (and counts
+    /// against the rate limits). Off by default.
+    pub prefetch: bool,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
             concurrent_streams: 1,
+            prefetch: false,
         }
     }
 }

@@ -10,7 +10,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
+use std::pin::Pin;
+
+use futures_util::future::{BoxFuture, MaybeDone};
+use futures_util::{FutureExt as _, StreamExt as _};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -30,6 +33,7 @@ use crate::secrets::ResolveOptions;
 use crate::sink::{self, JsonlSink};
 
 mod committer;
+mod prefetch;
 
 use committer::Committer;
 
@@ -100,8 +104,10 @@ pub struct StreamSummary {
     pub records_total: u64,
     /// Pages processed in this run.
     pub pages: u64,
-    /// Requests sent in this run.
+    /// Requests sent in this run (prefetched ones included, used or not).
     pub requests: u64,
+    /// Responses of guessed requests that the connector then asked for (`[sync] prefetch`).
+    pub prefetched: u64,
     /// Guest log lines dropped because the connector spent its log budget
     /// (`max_log_lines_per_sync`).
     pub guest_log_lines_dropped: u64,
@@ -395,6 +401,7 @@ async fn run_inner(
                     records_total: 0,
                     pages: 0,
                     requests: 0,
+                    prefetched: 0,
                     guest_log_lines_dropped: 0,
                     dedup: false,
                     duplicates_skipped: 0,
@@ -619,7 +626,13 @@ struct Origin {
     dedup: bool,
 }
 
-impl StreamSync<'_> {
+/// A guessed next request, sent while the guest parses the current response.
+struct Prefetch<'a> {
+    request: ConnectorRequest,
+    response: Pin<Box<MaybeDone<BoxFuture<'a, Result<http::HttpResponse, http::Error>>>>>,
+}
+
+impl<'a> StreamSync<'a> {
     fn limits(&self) -> &Limits {
         &self.connection.limits
     }
@@ -823,6 +836,9 @@ impl StreamSync<'_> {
         let mut guard = CursorGuard::default();
         // The page the committer is working on.
         let mut in_flight: Option<committer::Pending> = None;
+        // The request before this one, and the guess at the next one, in flight.
+        let mut previous: Option<ConnectorRequest> = None;
+        let mut prefetch: Option<Prefetch<'a>> = None;
         // Output that cannot be cut back on resume: a page's checkpoint is committed before
         // the next request goes out.
         let pipelined = self.options.format.writes_file();
@@ -880,7 +896,14 @@ impl StreamSync<'_> {
             let page_span = tracing::debug_span!("page", page = self.summary.pages + 1);
             let deadline = self.deadline;
             let fetch = self
-                .fetch_page(session, config, &state, context, &request)
+                .fetch_page(
+                    session,
+                    config,
+                    &state,
+                    context,
+                    &request,
+                    (previous.as_ref(), &mut prefetch),
+                )
                 .instrument(page_span);
             // A page cut short by the deadline is dropped whole: nothing of it was written,
             // and the session (which may have been interrupted mid-call) is discarded.
@@ -891,6 +914,7 @@ impl StreamSync<'_> {
                 },
                 None => fetch.await?,
             };
+            previous = Some(request);
             let (received, checked) =
                 check_records(self.connector.name(), schema, page.records, self.limits())?;
             if let Some(new_state) = &page.state {
@@ -1058,6 +1082,9 @@ impl StreamSync<'_> {
     }
 
     /// Sends `request` and turns its response into a page.
+    /// Sends `request` (or takes its prefetched response) and runs the guest on the response.
+    /// With `[sync] prefetch`, the request guessed from `previous` and this one is sent before
+    /// the guest runs and left in `prefetch` for the next call.
     async fn fetch_page(
         &mut self,
         session: &mut Session,
@@ -1065,6 +1092,7 @@ impl StreamSync<'_> {
         state: &Option<String>,
         context: &RunContext,
         request: &ConnectorRequest,
+        (previous, prefetch): (Option<&ConnectorRequest>, &mut Option<Prefetch<'a>>),
     ) -> Result<crate::protocol::Page, Error> {
         let http_request = to_http_request(self.connector.name(), request)?;
         let target = format!(
@@ -1072,19 +1100,52 @@ impl StreamSync<'_> {
             http_request.method,
             http::display_url(&http_request.url)
         );
-        self.summary.requests += 1;
+        // A guess the connector did not confirm is dropped (the request is cancelled).
+        let ahead = prefetch.take().filter(|ahead| ahead.request == *request);
         let response = match &mut self.responses {
             Responses::Live {
                 transport,
                 recorder,
             } => {
-                let response = transport
-                    .send(http_request)
-                    .await
-                    .map_err(|error| Error::Http {
-                        context: format!("request `{target}`"),
-                        error,
-                    })?;
+                let transport: &'a Transport = transport;
+                let sent = match ahead {
+                    Some(mut ahead) => {
+                        self.summary.prefetched += 1;
+                        ahead.response.as_mut().await;
+                        ahead.response.as_mut().take_output().ok_or_else(|| {
+                            Error::Internal("a prefetched response was taken twice".to_owned())
+                        })?
+                    }
+                    None => {
+                        self.summary.requests += 1;
+                        transport.send(http_request).await
+                    }
+                };
+                let response = sent.map_err(|error| Error::Http {
+                    context: format!("request `{target}`"),
+                    error,
+                })?;
+                if self.connection.sync.prefetch
+                    && self.summary.requests < self.connection.limits.max_requests_per_sync
+                    && let Some(guess) =
+                        previous.and_then(|previous| prefetch::predict(previous, request))
+                    && let Ok(guessed) = to_http_request(self.connector.name(), &guess)
+                {
+                    self.summary.requests += 1;
+                    let mut response = Box::pin(futures_util::future::maybe_done(
+                        transport.send(guessed).boxed(),
+                    ));
+                    // One poll puts the request on the wire; the guest parses meanwhile.
+                    std::future::poll_fn(|cx| {
+                        let _ = response.as_mut().poll(cx);
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    *prefetch = Some(Prefetch {
+                        request: guess,
+                        response,
+                    });
+                }
                 if let Some(recorder) = recorder {
                     // On disk before the connector sees it, so before its page is committed.
                     let exchange = crate::archive::Exchange {

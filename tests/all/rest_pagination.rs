@@ -193,3 +193,42 @@ fn concurrent_streams_are_in_flight_at_once() {
         );
     }
 }
+
+/// With `[sync] prefetch = true`, offset and page-number pages are requested while the connector
+/// parses the page before: every page after the second comes from a guessed request, the output
+/// is exactly the dataset, and the one guess past the end is the only extra request.
+#[test]
+fn prefetched_pages_give_the_same_output() {
+    for style in [Style::Offset, Style::Page] {
+        let mock = MockApi::start(RECORDS);
+        let ws = Workspace::new();
+        ws.write(
+            &rest_connection(&mock, vec![rest_stream("items", style, PAGE_SIZE)]).set(
+                "sync",
+                "prefetch",
+                serde_json::json!(true),
+            ),
+        );
+        let summary = ws.run("rest");
+        let stream = summary.stream("items");
+        let pages = style.expected_requests(RECORDS, PAGE_SIZE);
+        assert_eq!(stream.prefetched, pages - 2, "{style:?}: {summary:?}");
+        assert_eq!(stream.requests, pages + 1, "{style:?}: {summary:?}");
+        assert_eq!(ws.records("items"), dataset::records(RECORDS), "{style:?}");
+        // The guess past the end may be cancelled before it reaches the mock.
+        let log = mock.requests();
+        assert!(
+            (pages..=pages + 1).contains(&(log.len() as u64)),
+            "{style:?}: {} requests seen by the mock for {pages} pages",
+            log.len()
+        );
+        let mut queries: Vec<&str> = log.iter().map(|r| r.raw_query.as_str()).collect();
+        queries.sort_unstable();
+        queries.dedup();
+        assert_eq!(
+            queries.len(),
+            log.len(),
+            "a page was requested twice: {log:?}"
+        );
+    }
+}

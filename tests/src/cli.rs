@@ -375,6 +375,9 @@ pub struct StreamSummary {
     pub pages: u64,
     /// Requests sent for this stream in this run.
     pub requests: u64,
+    /// Responses of guessed requests the connector then asked for (`[sync] prefetch`).
+    #[serde(default)]
+    pub prefetched: u64,
     /// `fresh`, `incremental` or `resumed`.
     pub start: String,
     /// Path of the stream's JSONL output.
