@@ -325,7 +325,10 @@ impl Writer {
             task: tokio::spawn(async move { store.flush(&key).await }.in_current_span()),
             waiting: Vec::new(),
         });
-        tracing::debug!(records = self.position.records, "Checkpoint staged; flushing.");
+        tracing::debug!(
+            records = self.position.records,
+            "Checkpoint staged; flushing."
+        );
         Ok(())
     }
 
