@@ -8,9 +8,8 @@
 //! process at any instant and the next run produces the same output as an uninterrupted one.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, MaybeDone};
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -626,10 +625,33 @@ struct Origin {
     dedup: bool,
 }
 
+/// A response on its way: awaited, it keeps its result until taken.
+type InFlight<'a> = Pin<Box<MaybeDone<BoxFuture<'a, Result<http::HttpResponse, http::Error>>>>>;
+
 /// A guessed next request, sent while the guest parses the current response.
 struct Prefetch<'a> {
     request: ConnectorRequest,
-    response: Pin<Box<MaybeDone<BoxFuture<'a, Result<http::HttpResponse, http::Error>>>>>,
+    response: InFlight<'a>,
+}
+
+impl<'a> Prefetch<'a> {
+    /// Sends `request` (as `http_request`): polled once, which puts it on the wire; the rest
+    /// happens when the response is awaited, or not at all if it is dropped.
+    async fn start(
+        transport: &'a Transport,
+        request: ConnectorRequest,
+        http_request: HttpRequest,
+    ) -> Self {
+        let mut response = Box::pin(futures_util::future::maybe_done(
+            transport.send(http_request).boxed(),
+        ));
+        std::future::poll_fn(|cx| {
+            let _ = response.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        Self { request, response }
+    }
 }
 
 impl<'a> StreamSync<'a> {
@@ -1081,7 +1103,6 @@ impl<'a> StreamSync<'a> {
         }
     }
 
-    /// Sends `request` and turns its response into a page.
     /// Sends `request` (or takes its prefetched response) and runs the guest on the response.
     /// With `[sync] prefetch`, the request guessed from `previous` and this one is sent before
     /// the guest runs and left in `prefetch` for the next call.
@@ -1132,19 +1153,7 @@ impl<'a> StreamSync<'a> {
                     && let Ok(guessed) = to_http_request(self.connector.name(), &guess)
                 {
                     self.summary.requests += 1;
-                    let mut response = Box::pin(futures_util::future::maybe_done(
-                        transport.send(guessed).boxed(),
-                    ));
-                    // One poll puts the request on the wire; the guest parses meanwhile.
-                    std::future::poll_fn(|cx| {
-                        let _ = response.as_mut().poll(cx);
-                        std::task::Poll::Ready(())
-                    })
-                    .await;
-                    *prefetch = Some(Prefetch {
-                        request: guess,
-                        response,
-                    });
+                    *prefetch = Some(Prefetch::start(transport, guess, guessed).await);
                 }
                 if let Some(recorder) = recorder {
                     // On disk before the connector sees it, so before its page is committed.
