@@ -583,14 +583,27 @@ fn check_ids(who: &str, records: u64, ids: Vec<u64>) -> Result<u64> {
 // The bench
 // ---------------------------------------------------------------------------------------------
 
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`): whether something else ran beside
+/// the bench on this machine.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+            fields.join(" ")
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// Prints and keeps every line for `peers.txt`.
 #[derive(Default)]
 struct Report(String);
 
 impl Report {
     fn line(&mut self, text: impl AsRef<str>) {
-        println!("{}", text.as_ref());
-        let _ = writeln!(self.0, "{}", text.as_ref());
+        let text = text.as_ref().trim_end();
+        println!("{text}");
+        let _ = writeln!(self.0, "{text}");
     }
 }
 
@@ -692,6 +705,7 @@ fn bench(options: Options) -> Result<()> {
     );
     say!(report);
 
+    let load_before = load_average();
     let rows = [
         "`sluice run`, every page durable",
         "`sluice run`, committing once a second",
@@ -726,6 +740,7 @@ fn bench(options: Options) -> Result<()> {
         }
     }
     drop(api);
+    let load_after = load_average();
 
     let durable = best(&durable_runs);
     let grouped = best(&grouped_runs);
@@ -773,6 +788,10 @@ fn bench(options: Options) -> Result<()> {
         row(&mut report, tool.label(), best(runs), true);
     }
     say!(report);
+    say!(
+        report,
+        "load average (1, 5, 15 min) before the runs: {load_before}; after: {load_after}"
+    );
     say!(report, "command: {}", options.command());
     std::fs::create_dir_all(&options.out_dir)?;
     let out = options.out_dir.join("peers.txt");
