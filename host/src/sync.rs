@@ -1178,6 +1178,7 @@ impl<'a> StreamSync<'a> {
                 response
             }
             Responses::Replay { run_dir, reader } => {
+                self.summary.requests += 1;
                 let reader = match reader {
                     Some(reader) => reader,
                     None => reader.insert(Box::new(crate::archive::open_stream(
