@@ -318,8 +318,7 @@ const KEPT_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 /// sets, its stdout into `stdout` (or nowhere) and its stderr into `<dir>/stderr.log`, whose
 /// tail a failure shows.
 fn measure(command: &mut Command, dir: &Path, stdout: Option<&Path>) -> Result<Run> {
-    // Earlier runs' unsynced output is written back now, not during this run.
-    run_setup(&mut Command::new("sync"))?;
+    flush_page_cache()?;
     let stderr_path = dir.join("stderr.log");
     let set: Vec<(std::ffi::OsString, std::ffi::OsString)> = command
         .get_envs()
@@ -347,6 +346,17 @@ fn measure(command: &mut Command, dir: &Path, stdout: Option<&Path>) -> Result<R
             lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n")
         )
     })
+}
+
+/// Writes earlier runs' unsynced output back now, not during the next run (`sync`; skipped
+/// where there is no such command).
+fn flush_page_cache() -> Result<()> {
+    match Command::new("sync").status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!("`sync` failed ({status})"),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A fresh directory for one run.
