@@ -11,7 +11,7 @@
 //! whose wall time, CPU seconds (`wait4`) and peak RSS are measured:
 //!
 //! - `sluice run` with the bundled `rest` connector, making every page durable (the default),
-//!   and again committing once a second (`[checkpoint] every_ms = 1000`);
+//!   and again committing once a second (`[checkpoint] every_ms = 1000`) with `[sync] prefetch`;
 //! - a hand-written Python loop with `requests` (`peers/requests_loop.py`);
 //! - Airbyte's declarative (low-code) CDK: a manifest (`peers/airbyte_manifest.yaml`) run
 //!   through the CDK's own `read` entry point (`peers/airbyte_source.py`);
@@ -701,7 +701,7 @@ fn bench(options: Options) -> Result<()> {
     );
     say!(
         report,
-        "the second commits once a second. The Python tools sync nothing. Every output is read back:"
+        "the second commits once a second and prefetches. The Python tools sync nothing. Every output is read back:"
     );
     say!(
         report,
@@ -718,7 +718,7 @@ fn bench(options: Options) -> Result<()> {
     let load_before = load_average();
     let rows = [
         "`sluice run`, every page durable",
-        "`sluice run`, committing once a second",
+        "`sluice run`, once a second + prefetch",
     ];
     let mut durable_runs = Vec::new();
     let mut grouped_runs = Vec::new();

@@ -559,7 +559,7 @@ async fn bench(options: Options) -> Result<()> {
         ("native, same durability (output + position)", native),
         ("native, output fdatasync only", output_only),
         ("native, nothing synced", nofsync),
-        ("Sluice, commit once a second ([checkpoint])", grouped),
+        ("Sluice, commit once a second, prefetch", grouped),
     ] {
         say!(
             report,

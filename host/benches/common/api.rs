@@ -189,7 +189,8 @@ impl Drop for Api {
 }
 
 /// A `rest` connection reading `url` as `streams` streams (`items`, or `items0`, `items1`, ...),
-/// all synced at once; committing every page, or every `commit_every_ms` when given.
+/// all synced at once; committing every page, or, when `commit_every_ms` is given, that often
+/// and with `[sync] prefetch` (the settings for throughput over re-fetching after a crash).
 pub fn connection_toml(
     url: &str,
     page_size: u64,
@@ -205,8 +206,9 @@ pub fn connection_toml(
         .port()
         .map(|port| format!(":{port}"))
         .unwrap_or_default();
+    let prefetch = commit_every_ms.is_some();
     let mut toml = format!(
-        "name = \"bench\"\n\n[sync]\nconcurrent_streams = {streams}\n\n[network]\nallow_private_networks = true\n"
+        "name = \"bench\"\n\n[sync]\nconcurrent_streams = {streams}\nprefetch = {prefetch}\n\n[network]\nallow_private_networks = true\n"
     );
     if let Some(every_ms) = commit_every_ms {
         write!(
