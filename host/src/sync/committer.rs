@@ -8,10 +8,12 @@
 //!
 //! The order that makes resume exact is unchanged, because the committer alone writes: pages
 //! are written in order, and the output is made durable before the checkpoint that covers it
-//! is committed. A request the loop sent early is only a read: if the process dies before its
-//! page is committed, the next run starts from the last checkpoint and sends it again. (Only
+//! is staged in the store. The checkpoint's flush to disk then runs while the next page is
+//! written and synced; the flush before is awaited before the next checkpoint is staged. A
+//! request the loop sent early is only a read: if the process dies before its page is
+//! committed, the next run starts from the last checkpoint on disk and sends it again. (Only
 //! for the JSON-lines file, which a resume cuts back to the checkpoint; messages on stdout
-//! cannot be taken back, so there the loop waits for each page's commit.)
+//! cannot be taken back, so there the loop waits for each page's checkpoint to be on disk.)
 //!
 //! A commit happens every [`CheckpointSettings::every_pages`] pages, once
 //! [`CheckpointSettings::every_ms`] have passed (also while the loop waits for a slow
