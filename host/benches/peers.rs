@@ -36,8 +36,9 @@ mod api;
 )]
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "common/report.rs"]
+mod report;
 
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ use serde::Deserialize;
 
 use api::{Api, connection_toml, serve_main};
 use measure::{Run, best, measure_child};
+use report::{Report, say};
 
 /// The workload: 500,000 records of about 400 bytes in pages of 100.
 const DEFAULT_RECORDS: u64 = 500_000;
@@ -603,23 +605,6 @@ fn load_average() -> String {
             fields.join(" ")
         })
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// Prints and keeps every line for `peers.txt`.
-#[derive(Default)]
-struct Report(String);
-
-impl Report {
-    fn line(&mut self, text: impl AsRef<str>) {
-        let text = text.as_ref().trim_end();
-        println!("{text}");
-        let _ = writeln!(self.0, "{text}");
-    }
-}
-
-macro_rules! say {
-    ($report:expr) => { $report.line("") };
-    ($report:expr, $($arg:tt)*) => { $report.line(format!($($arg)*)) };
 }
 
 fn bench(options: Options) -> Result<()> {

@@ -36,8 +36,9 @@
 mod api;
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "common/report.rs"]
+mod report;
 
-use std::fmt::Write as _;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -58,6 +59,7 @@ use sluice_host::{Connector, Runtime};
 
 use api::{Api, Dataset, connection_toml, serve_main};
 use measure::{Run, best, measure_child, peak_rss_kib, sys};
+use report::{Report, say};
 
 /// The workload: 500,000 records of about 400 bytes in pages of 100.
 const DEFAULT_RECORDS: u64 = 500_000;
@@ -346,22 +348,6 @@ fn micros(duration: Duration) -> f64 {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-/// Prints and keeps every line for `latest.txt`.
-#[derive(Default)]
-struct Report(String);
-
-impl Report {
-    fn line(&mut self, text: impl AsRef<str>) {
-        println!("{}", text.as_ref());
-        let _ = writeln!(self.0, "{}", text.as_ref());
-    }
-}
-
-macro_rules! say {
-    ($report:expr) => { $report.line("") };
-    ($report:expr, $($arg:tt)*) => { $report.line(format!($($arg)*)) };
 }
 
 fn bench_main(args: &[String]) -> Result<()> {
